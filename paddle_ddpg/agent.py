@@ -1,0 +1,148 @@
+"""The DDPG agent: four networks, two optimizers, `select_action`, `learn`, and the tutorial's `soft_update`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
+
+from paddle_ddpg.config import Config
+from paddle_ddpg.memory import Batch
+from paddle_ddpg.networks import Actor, Critic
+from paddle_ddpg.noise import make_noise
+
+
+def soft_update(target: nn.Layer, source: nn.Layer, tau: float) -> None:
+    """target <- tau * source + (1 - tau) * target, parameter by parameter (the tutorial's formula).
+
+    `lerp_` does it in place in one kernel per parameter; the tutorial's `set_value(t * (1 - tau) + s * tau)`
+    allocated two temporaries and copied back.
+    """
+    with paddle.no_grad():
+        for target_param, param in zip(target.parameters(), source.parameters()):
+            target_param.lerp_(param, tau)
+
+
+def td_target(reward: paddle.Tensor, terminated: paddle.Tensor, q_next: paddle.Tensor,
+              gamma: float) -> paddle.Tensor:
+    """y = r + gamma * (1 - terminated) * Q'(s', mu'(s')).
+
+    Only `terminated` stops bootstrapping: an episode cut by a time limit (`truncated`, as every Pendulum
+    episode is) still has a future. The tutorial had no done flag at all, right for Pendulum by accident.
+    """
+    return reward + gamma * (1.0 - terminated) * q_next
+
+
+class DDPG:
+    """Actor, critic and their targets, trained as in the tutorial's loop (section 四)."""
+
+    def __init__(self, state_dim: int, action_dim: int, action_low: Sequence[float], action_high: Sequence[float],
+                 config: Config, rng: np.random.Generator | None = None) -> None:
+        self.gamma = config.gamma
+        self.tau = config.tau
+        self.action_low = np.asarray(action_low, dtype=np.float32)
+        self.action_high = np.asarray(action_high, dtype=np.float32)
+        self.action_scale = (self.action_high - self.action_low) / 2
+        self.actor = Actor(state_dim, action_dim, action_low, action_high, config.actor_hidden)
+        self.critic = Critic(state_dim, action_dim, config.critic_hidden)
+        # Targets start as exact copies. The tutorial initialised them independently at random, which
+        # tau = 0.001 takes thousands of updates to forget while they bias every Bellman target.
+        self.actor_target = Actor(state_dim, action_dim, action_low, action_high, config.actor_hidden)
+        self.critic_target = Critic(state_dim, action_dim, config.critic_hidden)
+        self.actor_target.set_state_dict(self.actor.state_dict())
+        self.critic_target.set_state_dict(self.critic.state_dict())
+        self.actor_optim = paddle.optimizer.Adam(parameters=self.actor.parameters(), learning_rate=config.lr_actor)
+        self.critic_optim = paddle.optimizer.Adam(parameters=self.critic.parameters(),
+                                                  learning_rate=config.lr_critic)
+        self.noise = make_noise(config.noise, action_dim, config.noise_std,
+                                rng if rng is not None else np.random.default_rng(), theta=config.ou_theta)
+        self.learn_steps = 0
+
+    def select_action(self, state: np.ndarray, epsilon: float = 0.0) -> np.ndarray:
+        """mu(s) plus epsilon-scaled noise, clipped to the bounds; epsilon 0 is the noise-free policy."""
+        with paddle.no_grad():
+            action = self.actor(paddle.to_tensor(state[None], dtype="float32"))[0].numpy()
+        if epsilon > 0:
+            action = action + epsilon * self.action_scale * self.noise()
+        return np.clip(action, self.action_low, self.action_high).astype(np.float32)
+
+    def learn(self, batch: Batch) -> tuple[paddle.Tensor, paddle.Tensor]:
+        """One critic step, one actor step, then both soft updates; returns the losses without syncing."""
+        state, action, reward, next_state, terminated = (paddle.to_tensor(x) for x in batch)
+        with paddle.no_grad():
+            q_next = self.critic_target(next_state, self.actor_target(next_state))
+            y = td_target(reward, terminated, q_next, self.gamma)
+        critic_loss = F.mse_loss(self.critic(state, action), y)
+        self.critic_optim.clear_grad()
+        critic_loss.backward()
+        self.critic_optim.step()
+
+        # The actor climbs Q(s, mu(s)). The tutorial wrapped this in critic.eval()/train(), which changes
+        # nothing for layers without dropout or batch norm; the critic gradients this backward leaves are
+        # cleared before the critic's next step.
+        actor_loss = -self.critic(state, self.actor(state)).mean()
+        self.actor_optim.clear_grad()
+        actor_loss.backward()
+        self.actor_optim.step()
+
+        soft_update(self.actor_target, self.actor, self.tau)
+        soft_update(self.critic_target, self.critic, self.tau)
+        self.learn_steps += 1
+        return critic_loss.detach(), actor_loss.detach()
+
+    def parameters_finite(self) -> bool:
+        return all(bool(paddle.isfinite(p).all()) for net in (self.actor, self.critic) for p in net.parameters())
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue training, as numpy arrays (portable across processes)."""
+        return {
+            "actor": _numpy(self.actor.state_dict()),
+            "critic": _numpy(self.critic.state_dict()),
+            "actor_target": _numpy(self.actor_target.state_dict()),
+            "critic_target": _numpy(self.critic_target.state_dict()),
+            "actor_optim": _optimizer_state(self.actor_optim, self.actor),
+            "critic_optim": _optimizer_state(self.critic_optim, self.critic),
+            "noise": self.noise.state_dict(),
+            "learn_steps": self.learn_steps,
+        }
+
+    def set_state_dict(self, saved: dict[str, Any]) -> None:
+        for name in ("actor", "critic", "actor_target", "critic_target"):
+            getattr(self, name).set_state_dict(saved[name])
+        _set_optimizer_state(self.actor_optim, self.actor, saved["actor_optim"])
+        _set_optimizer_state(self.critic_optim, self.critic, saved["critic_optim"])
+        self.noise.set_state_dict(saved["noise"])
+        self.learn_steps = saved["learn_steps"]
+
+
+def _numpy(state: dict[str, paddle.Tensor]) -> dict[str, np.ndarray]:
+    return {k: v.numpy() for k, v in state.items()}
+
+
+def _optimizer_state(optim: paddle.optimizer.Optimizer, net: nn.Layer) -> dict[str, Any]:
+    """Optimizer state keyed by parameter position instead of Paddle's global names.
+
+    Paddle names accumulators after parameters ("linear_7.w_0_moment1_0") and numbers parameters per
+    process, so a fresh agent's names rarely match a saved one's; positions always do.
+    """
+    position = {p.name: f"param{i}" for i, p in enumerate(net.parameters())}
+    out = {}
+    for key, value in optim.state_dict().items():
+        param_name, sep, rest = key.partition("_moment") if "_moment" in key else key.partition("_beta")
+        if sep and param_name in position:
+            key = position[param_name] + sep + rest
+        out[key] = value.numpy() if isinstance(value, paddle.Tensor) else value
+    return out
+
+
+def _set_optimizer_state(optim: paddle.optimizer.Optimizer, net: nn.Layer, saved: dict[str, Any]) -> None:
+    name = {f"param{i}": p.name for i, p in enumerate(net.parameters())}
+    state = {}
+    for key, value in saved.items():
+        position, sep, rest = key.partition("_")
+        state[name[position] + sep + rest if position in name else key] = value
+    optim.set_state_dict(state)

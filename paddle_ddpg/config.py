@@ -1,0 +1,203 @@
+"""Every hyperparameter in one dataclass, the named presets, and the CLI built from them.
+
+One object serves Python (`Config(episodes=50)`), a JSON file (`--config run.json`) and the command line
+(`--lr-actor 1e-4`): each field becomes one flag named after it. Precedence is preset < file < flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class UsageError(Exception):
+    """A mistake in what the user asked for; the CLI prints it on one line and exits with status 2."""
+
+
+def _help(text: str, **kwargs: Any) -> Any:
+    return field(metadata={"help": text}, **kwargs)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Defaults are the AI Studio tutorial's values (section 四, 训练模型) so the default run is the tutorial's."""
+
+    # environment and run
+    env: str = _help("gymnasium environment id (flat Box observations, bounded Box actions)", default="Pendulum-v1")
+    episodes: int = _help("training episodes (the tutorial ran until interrupted; 200 covers its printed curve)",
+                          default=200)
+    max_episode_steps: int = _help("step limit per episode; 0 keeps the environment's own limit", default=200)
+    seed: int = _help("seed for networks, exploration noise, replay sampling and environment resets", default=0)
+    device: str = _help("cpu or gpu", default="cpu")
+    logdir: str = _help("VisualDL root; the run logs into <logdir>/<run-name>", default="logs")
+    model_dir: str = _help("checkpoint root; the run saves into <model-dir>/<run-name>", default="model")
+    run_name: str = _help("name of the run directory (default: <env>_<preset>_s<seed>_<time>)", default="")
+    # networks
+    actor_hidden: tuple[int, ...] = _help("hidden layer sizes of the actor", default=(256, 128))
+    critic_hidden: tuple[int, ...] = _help("hidden layer sizes of the critic (the action joins after the first)",
+                                           default=(256, 128))
+    # optimisation
+    lr_actor: float = _help("Adam learning rate of the actor", default=1e-5)
+    lr_critic: float = _help("Adam learning rate of the critic", default=3e-5)
+    gamma: float = _help("discount factor", default=0.99)
+    tau: float = _help("soft update rate: target <- tau * online + (1 - tau) * target", default=0.001)
+    batch_size: int = _help("transitions per update", default=32)
+    memory_size: int = _help("replay memory capacity; the oldest transitions fall out first", default=50000)
+    learning_starts: int = _help("learning begins once more than this many transitions are stored", default=1280)
+    reward_offset: float = _help("stored reward is (r + offset) / scale; the tutorial's Pendulum normalisation",
+                                 default=8.1)
+    reward_scale: float = _help("stored reward is (r + offset) / scale", default=8.1)
+    # exploration
+    noise: str = _help("exploration noise: gaussian (the tutorial's) or ou (Ornstein-Uhlenbeck, as in the DDPG paper)",
+                       default="gaussian")
+    noise_std: float = _help("noise scale as a fraction of each action dimension's half-range", default=0.2)
+    ou_theta: float = _help("mean reversion rate of the Ornstein-Uhlenbeck noise", default=0.15)
+    explore: int = _help("epsilon, the noise multiplier, falls from 1 by 1/explore per step", default=50000)
+    epsilon_min: float = _help("floor of epsilon", default=0.0)
+    # bookkeeping
+    log_interval: int = _help("print progress and write the resumable checkpoint every this many episodes",
+                              default=10)
+    save_interval: int = _help("save ddpg-actor<episode>/ddpg-critic<episode> every this many episodes", default=200)
+    eval_interval: int = _help("noise-free evaluation every this many episodes; 0 disables it", default=20)
+    eval_episodes: int = _help("episodes per noise-free evaluation (the final one included)", default=10)
+
+    def validate(self) -> Config:
+        """Reject values that would crash later or silently train nonsense, with one readable sentence."""
+        checks = [
+            (self.lr_actor > 0, f"lr_actor must be > 0, got {self.lr_actor}"),
+            (self.lr_critic > 0, f"lr_critic must be > 0, got {self.lr_critic}"),
+            (0 < self.tau <= 1, f"tau must be in (0, 1], got {self.tau}"),
+            (0 <= self.gamma <= 1, f"gamma must be in [0, 1], got {self.gamma}"),
+            (self.episodes > 0, f"episodes must be > 0, got {self.episodes}"),
+            (self.max_episode_steps >= 0, f"max_episode_steps must be >= 0, got {self.max_episode_steps}"),
+            (self.batch_size > 0, f"batch_size must be > 0, got {self.batch_size}"),
+            (self.memory_size > 0, f"memory_size must be > 0, got {self.memory_size}"),
+            (self.batch_size <= self.memory_size,
+             f"batch_size ({self.batch_size}) must not exceed memory_size ({self.memory_size})"),
+            (self.learning_starts >= 0, f"learning_starts must be >= 0, got {self.learning_starts}"),
+            (self.reward_scale != 0 and math.isfinite(self.reward_scale), "reward_scale must be finite and non-zero"),
+            (self.noise in NOISES, f"noise must be one of {', '.join(NOISES)}, got {self.noise!r}"),
+            (self.noise_std >= 0, f"noise_std must be >= 0, got {self.noise_std}"),
+            (self.ou_theta > 0, f"ou_theta must be > 0, got {self.ou_theta}"),
+            (self.explore > 0, f"explore must be > 0, got {self.explore}"),
+            (0 <= self.epsilon_min <= 1, f"epsilon_min must be in [0, 1], got {self.epsilon_min}"),
+            (self.device in ("cpu", "gpu"), f"device must be cpu or gpu, got {self.device!r}"),
+            (all(h > 0 for h in self.actor_hidden) and len(self.actor_hidden) > 0,
+             f"actor_hidden must be positive sizes, got {list(self.actor_hidden)}"),
+            (all(h > 0 for h in self.critic_hidden) and len(self.critic_hidden) > 0,
+             f"critic_hidden must be positive sizes, got {list(self.critic_hidden)}"),
+            (self.log_interval > 0, f"log_interval must be > 0, got {self.log_interval}"),
+            (self.save_interval > 0, f"save_interval must be > 0, got {self.save_interval}"),
+            (self.eval_interval >= 0, f"eval_interval must be >= 0, got {self.eval_interval}"),
+            (self.eval_episodes > 0, f"eval_episodes must be > 0, got {self.eval_episodes}"),
+            ("/" not in self.run_name and self.run_name not in (".", ".."),
+             f"run_name must be a plain directory name, got {self.run_name!r}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UsageError(message)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+                for f in dataclasses.fields(self)}
+
+    def updated(self, values: dict[str, Any], source: str) -> Config:
+        """Return a copy with `values` applied after checking names and types; `source` names them in errors."""
+        known = {f.name: f for f in dataclasses.fields(self)}
+        changes = {}
+        for name, value in values.items():
+            if name not in known:
+                raise UsageError(f"{source}: unknown key {name!r}")
+            changes[name] = _coerce(name, _field_types()[name], value, source)
+        return dataclasses.replace(self, **changes)
+
+
+NOISES = ("gaussian", "ou")
+
+PRESETS: dict[str, Config] = {
+    # The tutorial's program, hyperparameter for hyperparameter.
+    "tutorial": Config(),
+}
+
+
+def _field_types() -> dict[str, Any]:
+    return typing.get_type_hints(Config)
+
+
+def _coerce(name: str, kind: Any, value: Any, source: str) -> Any:
+    """Accept JSON values of the field's type; ints are fine where floats are expected, bools never are."""
+    wrong = UsageError(f"{source}: {name} must be {_type_name(kind)}, got {value!r}")
+    if typing.get_origin(kind) is tuple:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool)
+                                                          for v in value):
+            raise wrong
+        return tuple(value)
+    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    raise wrong
+
+
+def _type_name(kind: Any) -> str:
+    if typing.get_origin(kind) is tuple:
+        return "a list of integers"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}[kind]
+
+
+def load_config_file(path: str) -> dict[str, Any]:
+    """Read a JSON object of Config fields (the file a run writes as config.json reads back unchanged)."""
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise UsageError(f"config file not found: {path}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"config file {path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    if not isinstance(values, dict):
+        raise UsageError(f"config file {path} must hold a JSON object of settings")
+    return values
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per Config field, named after it with dashes; unset flags stay out of the namespace."""
+    types_ = _field_types()
+    group = parser.add_argument_group("hyperparameters (defaults are the chosen preset's)")
+    for f in dataclasses.fields(Config):
+        kind = types_[f.name]
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(PRESETS["tutorial"], f.name)
+        shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
+        kwargs: dict[str, Any] = dict(dest=f.name, default=argparse.SUPPRESS,
+                                      help=f"{f.metadata['help']} (tutorial: {shown})")
+        if typing.get_origin(kind) is tuple:
+            kwargs.update(type=int, nargs="+", metavar="N")
+        else:
+            kwargs.update(type=kind, metavar=f.name.split("_")[-1].upper())
+        group.add_argument(flag, **kwargs)
+
+
+def resolve_config(args: argparse.Namespace, base: Config | None = None) -> Config:
+    """`base` (default: the --preset), then the --config file, then explicit flags; validated."""
+    if base is None:
+        preset = getattr(args, "preset", "tutorial")
+        if preset not in PRESETS:
+            raise UsageError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+        base = PRESETS[preset]
+    if getattr(args, "config", None):
+        base = base.updated(load_config_file(args.config), source=args.config)
+    flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if hasattr(args, f.name)}
+    return base.updated(flags, source="command line").validate()
+
+
+__all__ = ["Config", "PRESETS", "UsageError", "add_config_arguments", "resolve_config", "load_config_file"]

@@ -1,0 +1,54 @@
+"""Making gymnasium environments, refusing the ones DDPG cannot drive with a sentence instead of a traceback."""
+
+from __future__ import annotations
+
+import difflib
+
+import gymnasium as gym
+import numpy as np
+
+from paddle_ddpg.config import UsageError
+
+
+def make_env(env_id: str, max_episode_steps: int = 0, render_mode: str | None = None) -> gym.Env:
+    """`gym.make` plus the checks: flat Box observations, a bounded Box action space.
+
+    `max_episode_steps` 0 keeps the env's registered limit (Pendulum-v1: 200, the tutorial's range(200)).
+    """
+    if env_id not in gym.registry:
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise UsageError(f"unknown environment {env_id!r}{hint}")
+    kwargs = {"max_episode_steps": max_episode_steps} if max_episode_steps else {}
+    try:
+        env = gym.make(env_id, render_mode=render_mode, **kwargs)
+    except gym.error.DependencyNotInstalled as exc:
+        raise UsageError(f"environment {env_id} needs an extra package: {str(exc).splitlines()[0]}") from None
+    try:
+        check_spaces(env_id, env.observation_space, env.action_space)
+    except UsageError:
+        env.close()
+        raise
+    return env
+
+
+def check_spaces(env_id: str, observation_space: gym.Space, action_space: gym.Space) -> None:
+    if not isinstance(action_space, gym.spaces.Box):
+        raise UsageError(f"{env_id} has a {type(action_space).__name__} action space; DDPG needs continuous "
+                         "(Box) actions")
+    if len(action_space.shape) != 1:
+        raise UsageError(f"{env_id} has actions of shape {action_space.shape}; a flat Box is needed")
+    if not (np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
+        raise UsageError(f"{env_id} has unbounded actions; the actor's tanh needs finite bounds")
+    if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
+        raise UsageError(f"{env_id} has {type(observation_space).__name__} observations of shape "
+                         f"{observation_space.shape}; a flat Box is needed (flatten it with a wrapper first)")
+
+
+TRAIN_STREAM, EVAL_STREAM = 0, 1
+
+
+def episode_seed(seed: int, stream: int, index: int) -> int:
+    """Reset seed of episode `index` of a stream: independent of how many episodes ran before, so a resumed
+    run resets exactly as an uninterrupted one, and every evaluation sees the same starting states."""
+    return int(np.random.SeedSequence([seed, stream, index]).generate_state(1)[0])

@@ -1,0 +1,122 @@
+"""Noise-free evaluation of a trained actor: `python -m paddle_ddpg.evaluate --checkpoint PATH`.
+
+Evaluation runs on its own environment with its own reset seeds and no exploration noise, as the textbook
+chapter says a deterministic policy should be judged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+import gymnasium as gym
+import numpy as np
+import paddle
+
+from paddle_ddpg.checkpoint import CHECKPOINT_NAME, load_checkpoint, load_state_dict, resolve_checkpoint
+from paddle_ddpg.config import UsageError, load_config_file
+from paddle_ddpg.env import EVAL_STREAM, episode_seed, make_env
+from paddle_ddpg.networks import Actor
+
+
+def policy_action(actor: Actor, state: np.ndarray) -> np.ndarray:
+    """mu(s) for one observation, in env units."""
+    with paddle.no_grad():
+        return actor(paddle.to_tensor(state[None], dtype="float32"))[0].numpy()
+
+
+def evaluate(actor: Actor, env: gym.Env, episodes: int, seed: int,
+             should_stop: Callable[[], bool] = lambda: False,
+             on_frame: Callable[[np.ndarray], None] | None = None) -> np.ndarray:
+    """Returns of `episodes` noise-free episodes; episode i always starts from the same seeded state.
+
+    `on_frame` receives `env.render()` after every step (make the env with render_mode="rgb_array").
+    """
+    returns = []
+    for i in range(episodes):
+        state, _ = env.reset(seed=episode_seed(seed, EVAL_STREAM, i))
+        total, done = 0.0, False
+        while not done and not should_stop():
+            state, reward, terminated, truncated, _ = env.step(policy_action(actor, state))
+            total += float(reward)
+            done = terminated or truncated
+            if on_frame is not None:
+                on_frame(env.render())
+        if not done:
+            break
+        returns.append(total)
+    return np.asarray(returns)
+
+
+def check_dims(env_id: str, trained_on: str, state_dim: int, action_dim: int, env: gym.Env) -> None:
+    """Refuse an env whose sizes differ from the checkpoint's with a sentence, not a shape error."""
+    have = (env.observation_space.shape[0], env.action_space.shape[0])
+    if have != (state_dim, action_dim):
+        raise UsageError(f"checkpoint was trained on {trained_on} (observation {state_dim}, action {action_dim}); "
+                         f"{env_id} has observation {have[0]}, action {have[1]}")
+
+
+def load_actor(path: str, env_id: str | None = None, render_mode: str | None = None) -> tuple[Actor, gym.Env]:
+    """The actor stored at `path` (full checkpoint, run directory, or tutorial-style ddpg-actor*.pdparams)
+    and an environment to run it in; sizes are read from the weights, so the tutorial's own files load too."""
+    file = resolve_checkpoint(path)
+    if file.name.endswith(".pdparams"):
+        weights = load_state_dict(file)
+        config_file = file.parent / "config.json"
+        trained_on = load_config_file(str(config_file)).get("env") if config_file.is_file() else None
+        if env_id is None and trained_on is None:
+            raise UsageError(f"{file} carries no environment id; pass --env")
+    else:
+        saved = load_checkpoint(file)
+        weights, trained_on = saved["agent"]["actor"], saved["config"]["env"]
+    env_id = env_id or trained_on
+    try:
+        shapes = [tuple(weights[f"fc{i}.weight"].shape) for i in range(1, len(weights) // 2 + 1)]
+    except KeyError:
+        raise UsageError(f"{file} does not hold actor weights (fc1.weight, ...)") from None
+    env = make_env(env_id, render_mode=render_mode)
+    check_dims(env_id, trained_on or env_id, shapes[0][0], shapes[-1][1], env)
+    actor = Actor(shapes[0][0], shapes[-1][1], env.action_space.low, env.action_space.high,
+                  hidden=[s[1] for s in shapes[:-1]])
+    actor.set_state_dict(weights)
+    return actor, env
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m paddle_ddpg.evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", required=True,
+                        help=f"a {CHECKPOINT_NAME}, a ddpg-actor<episode>.pdparams, or a run directory (its latest)")
+    parser.add_argument("--env", default=None, help="environment id (default: the one the checkpoint trained on)")
+    parser.add_argument("--episodes", type=int, default=10, help="evaluation episodes (default 10)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the evaluation resets (default 0)")
+    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.episodes <= 0:
+            raise UsageError(f"episodes must be > 0, got {args.episodes}")
+        set_device(args.device)
+        actor, env = load_actor(args.checkpoint, args.env)
+    except UsageError as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    returns = evaluate(actor, env, args.episodes, args.seed)
+    env.close()
+    print(json.dumps({"mean_return": float(returns.mean()), "std_return": float(returns.std()),
+                      "episodes": len(returns), "returns": [round(float(r), 3) for r in returns]}))
+    return 0
+
+
+def set_device(device: str) -> None:
+    if device == "gpu" and not paddle.device.is_compiled_with_cuda():
+        raise UsageError("--device gpu needs a CUDA build of paddlepaddle (paddlepaddle-gpu); this one is CPU-only")
+    paddle.set_device(device)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

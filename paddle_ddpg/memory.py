@@ -1,0 +1,103 @@
+"""The tutorial's replay memory: `add`, `size`, `sample`, `clear`, and deque(maxlen) semantics.
+
+The tutorial kept a `collections.deque(maxlen=memory_size)` of Python tuples and sampled with
+`np.random.choice(np.arange(len(buffer)), replace=False)`. That costs O(memory size) per batch (a
+permutation of all 50000 indices), deque indexing walks the list, and each batch is re-stacked from
+tuples. Here the same behaviour (append, the oldest transition falls out once full) sits on preallocated
+float32 arrays used as a ring, so a batch is one fancy index per field.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class Batch(NamedTuple):
+    """Stacked float32 arrays; `reward` and `terminated` have shape (batch, 1) to match Q's output."""
+
+    state: np.ndarray
+    action: np.ndarray
+    reward: np.ndarray
+    next_state: np.ndarray
+    terminated: np.ndarray
+
+
+class Memory:
+    """Fixed-capacity FIFO of (state, action, reward, next_state, terminated) transitions."""
+
+    def __init__(self, memory_size: int, state_dim: int, action_dim: int,
+                 rng: np.random.Generator | None = None) -> None:
+        self.memory_size = memory_size
+        self.rng = rng if rng is not None else np.random.default_rng()
+        self.state = np.zeros((memory_size, state_dim), dtype=np.float32)
+        self.action = np.zeros((memory_size, action_dim), dtype=np.float32)
+        self.reward = np.zeros((memory_size, 1), dtype=np.float32)
+        self.next_state = np.zeros((memory_size, state_dim), dtype=np.float32)
+        self.terminated = np.zeros((memory_size, 1), dtype=np.float32)
+        self._next = 0  # slot the next transition goes to
+        self._size = 0
+
+    def add(self, state: np.ndarray, action: np.ndarray, reward: float, next_state: np.ndarray,
+            terminated: bool) -> None:
+        i = self._next
+        self.state[i] = state
+        self.action[i] = action
+        self.reward[i] = reward
+        self.next_state[i] = next_state
+        self.terminated[i] = terminated
+        self._next = (i + 1) % self.memory_size
+        self._size = min(self._size + 1, self.memory_size)
+
+    def size(self) -> int:
+        return self._size
+
+    __len__ = size
+
+    def sample(self, batch_size: int, continuous: bool = False) -> Batch:
+        """A random batch without replacement, or with `continuous` (the tutorial's option) a run of
+        consecutive transitions in the order they were added."""
+        n = self._size
+        batch_size = min(batch_size, n)
+        if continuous:
+            start = self.rng.integers(0, n - batch_size + 1)
+            oldest = (self._next - n) % self.memory_size
+            idx = (oldest + start + np.arange(batch_size)) % self.memory_size
+        else:
+            idx = self._distinct_indices(n, batch_size)
+        return Batch(self.state[idx], self.action[idx], self.reward[idx], self.next_state[idx],
+                     self.terminated[idx])
+
+    def _distinct_indices(self, n: int, k: int) -> np.ndarray:
+        """k distinct indices below n in O(k) expected time.
+
+        Draw with replacement and redraw only the collisions; while k <= n / 2 each round keeps more than
+        half of what it redraws. Larger k is a near-complete permutation anyway, so permute.
+        """
+        if 2 * k > n:
+            return self.rng.permutation(n)[:k]
+        idx = np.unique(self.rng.integers(0, n, size=k))
+        while idx.size < k:
+            idx = np.unique(np.concatenate([idx, self.rng.integers(0, n, size=k - idx.size)]))
+        return idx
+
+    def clear(self) -> None:
+        self._next = 0
+        self._size = 0
+
+    def state_dict(self) -> dict[str, np.ndarray | int]:
+        """The filled slots as they lie in the ring, so a restored memory samples exactly as this one."""
+        n = self._size
+        return {"state": self.state[:n].copy(), "action": self.action[:n].copy(), "reward": self.reward[:n].copy(),
+                "next_state": self.next_state[:n].copy(), "terminated": self.terminated[:n].copy(),
+                "next": self._next, "memory_size": self.memory_size}
+
+    def set_state_dict(self, saved: dict[str, np.ndarray | int]) -> None:
+        if saved["memory_size"] != self.memory_size:
+            raise ValueError(f"saved memory has memory_size {saved['memory_size']}, this one {self.memory_size}")
+        n = len(saved["reward"])
+        for name in ("state", "action", "reward", "next_state", "terminated"):
+            getattr(self, name)[:n] = saved[name]
+        self._size = n
+        self._next = int(saved["next"]) % self.memory_size

@@ -1,0 +1,64 @@
+"""The tutorial's Actor and Critic (section 三), sized from the environment instead of hard-coded 3 and 1.
+
+Layers keep the tutorial's names (fc1, fc2, fc3 for the default two hidden layers), so a state dict saved
+by the tutorial's program and one saved here have the same keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
+
+
+def _linear_stack(layer: nn.Layer, sizes_in: Sequence[int], sizes_out: Sequence[int]) -> list[nn.Linear]:
+    """Register fc1..fcN on `layer` (the tutorial's names) and return them in order."""
+    fcs = []
+    for i, (n_in, n_out) in enumerate(zip(sizes_in, sizes_out), start=1):
+        fc = nn.Linear(n_in, n_out)
+        layer.add_sublayer(f"fc{i}", fc)
+        fcs.append(fc)
+    return fcs
+
+
+class Actor(nn.Layer):
+    """Deterministic policy mu(s): ReLU layers, then tanh scaled to the action bounds of each dimension.
+
+    The tutorial's actor returned tanh in [-1, 1] and its `select_action` multiplied by 2 afterwards, so the
+    replay memory held env-scale actions while the critic's targets and the actor loss used unit-scale ones.
+    Scaling inside the actor gives one action scale everywhere: what the critic sees is what the env gets.
+    """
+
+    def __init__(self, state_dim: int, action_dim: int, action_low: Sequence[float], action_high: Sequence[float],
+                 hidden: Sequence[int] = (256, 128)) -> None:
+        super().__init__()
+        self.fcs = _linear_stack(self, [state_dim, *hidden], [*hidden, action_dim])
+        low = np.asarray(action_low, dtype="float32").reshape(action_dim)
+        high = np.asarray(action_high, dtype="float32").reshape(action_dim)
+        # Not persistable: the state dict keeps exactly the tutorial's keys; bounds come from the env.
+        self.register_buffer("action_scale", paddle.to_tensor((high - low) / 2), persistable=False)
+        self.register_buffer("action_bias", paddle.to_tensor((high + low) / 2), persistable=False)
+
+    def forward(self, state: paddle.Tensor) -> paddle.Tensor:
+        x = state
+        for fc in self.fcs[:-1]:
+            x = F.relu(fc(x))
+        return paddle.tanh(self.fcs[-1](x)) * self.action_scale + self.action_bias
+
+
+class Critic(nn.Layer):
+    """Q(s, a): the state passes one layer before the action joins it, as in the tutorial (and the DDPG paper)."""
+
+    def __init__(self, state_dim: int, action_dim: int, hidden: Sequence[int] = (256, 128)) -> None:
+        super().__init__()
+        self.fcs = _linear_stack(self, [state_dim, hidden[0] + action_dim, *hidden[1:]], [*hidden, 1])
+
+    def forward(self, state: paddle.Tensor, action: paddle.Tensor) -> paddle.Tensor:
+        x = F.relu(self.fcs[0](state))
+        x = paddle.concat([x, action], axis=1)
+        for fc in self.fcs[1:-1]:
+            x = F.relu(fc(x))
+        return self.fcs[-1](x)

@@ -1,0 +1,321 @@
+"""The tutorial's training loop (section 四) as a program: `python -m paddle_ddpg.train`.
+
+Per step: act with epsilon-scaled noise, store the transition, and once the memory holds more than
+`learning_starts` transitions, learn from one random batch. Per episode: log 'episode reward' to VisualDL,
+print the tutorial's progress line, evaluate without noise now and then, and checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import paddle
+from visualdl import LogWriter
+
+from paddle_ddpg.agent import DDPG
+from paddle_ddpg.checkpoint import (CHECKPOINT_NAME, atomic_write, load_checkpoint, resolve_checkpoint,
+                                    save_checkpoint, save_state_dict)
+from paddle_ddpg.config import PRESETS, Config, UsageError, add_config_arguments, resolve_config
+from paddle_ddpg.env import TRAIN_STREAM, episode_seed, make_env
+from paddle_ddpg.evaluate import check_dims, evaluate, set_device
+from paddle_ddpg.memory import Memory
+from paddle_ddpg.noise import decay_epsilon
+
+LOSS_FLUSH = 100  # learn steps between loss syncs: reading a loss forces the device to finish its queue
+ARCHITECTURE = ("actor_hidden", "critic_hidden", "memory_size", "env")  # fixed once a run has started
+
+
+class TrainingDiverged(Exception):
+    """A loss or a parameter became NaN or inf; the last checkpoint on disk predates it."""
+
+
+@dataclass
+class StopRequest:
+    """Set by SIGINT/SIGTERM: the first asks to stop after the episode, a second Ctrl-C after the step."""
+
+    after_episode: bool = False
+    now: bool = False
+    signal_name: str = ""
+
+    def handle(self, signum: int, _frame: Any) -> None:
+        if self.after_episode and signum == signal.SIGINT:
+            self.now = True
+            print("\nsecond Ctrl-C: stopping after this step", flush=True)
+            return
+        self.after_episode = True
+        self.signal_name = signal.Signals(signum).name
+        print(f"\n{self.signal_name}: stopping at the end of this episode (Ctrl-C again to stop now)", flush=True)
+
+    @contextmanager
+    def installed(self) -> Iterator[StopRequest]:
+        previous = {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
+class Trainer:
+    """One training run: its environment, agent, memory, counters, logs and checkpoints."""
+
+    def __init__(self, config: Config, run_dir: Path, log_dir: Path, resume: dict[str, Any] | None = None) -> None:
+        self.config = config
+        self.run_dir = run_dir
+        self.log_dir = log_dir
+        self.env = make_env(config.env, config.max_episode_steps)
+        self.eval_env = make_env(config.env, config.max_episode_steps)
+        state_dim, action_dim = self.env.observation_space.shape[0], self.env.action_space.shape[0]
+        paddle.seed(config.seed)
+        # Every draw after initialisation comes from these generators, whose states the checkpoint keeps.
+        self.noise_rng = np.random.default_rng([config.seed, 1])
+        self.memory = Memory(config.memory_size, state_dim, action_dim, rng=np.random.default_rng([config.seed, 2]))
+        self.agent = DDPG(state_dim, action_dim, self.env.action_space.low, self.env.action_space.high, config,
+                          rng=self.noise_rng)
+        self.episode = 0
+        self.steps = 0
+        self.epsilon = 1.0
+        self.last_eval: float | None = None
+        self.last_eval_std: float | None = None
+        self._earlier_seconds = 0.0  # wall time of the run before it was last resumed
+        self._clock = time.perf_counter()
+        if resume is not None:
+            check_dims(config.env, resume["config"]["env"], resume["state_dim"], resume["action_dim"], self.env)
+            self._restore(resume)
+        self.writer: LogWriter | None = None
+        self._losses: list[tuple[paddle.Tensor, paddle.Tensor]] = []
+        self._loss_step = self.agent.learn_steps  # learn step of the first buffered loss
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / CHECKPOINT_NAME
+
+    @property
+    def wall_seconds(self) -> float:
+        return self._earlier_seconds + time.perf_counter() - self._clock
+
+    def run(self, stop: StopRequest) -> dict[str, Any]:
+        config = self.config
+        self.writer = LogWriter(logdir=str(self.log_dir))
+        self._clock = time.perf_counter()
+        rate_clock, rate_steps = self._clock, self.steps
+        try:
+            while self.episode < config.episodes and not stop.after_episode:
+                episode_reward = self._run_episode(stop)
+                self._flush_losses()
+                if episode_reward is None:  # a second Ctrl-C cut the episode short: it is not counted
+                    break
+                if not self.agent.parameters_finite():
+                    raise TrainingDiverged(f"non-finite network parameters after learn step {self.agent.learn_steps}"
+                                           f" (env step {self.steps}, episode {self.episode})")
+                self.writer.add_scalar("episode reward", episode_reward, self.episode)
+                if self.episode % config.log_interval == 0:
+                    now = time.perf_counter()
+                    rate = (self.steps - rate_steps) / max(now - rate_clock, 1e-9)
+                    rate_clock, rate_steps = now, self.steps
+                    print(f"Epoch:{self.episode}, episode reward is {episode_reward}"
+                          f"  [step {self.steps}, {rate:.0f} steps/s, epsilon {self.epsilon:.3f}]", flush=True)
+                if config.eval_interval and (self.episode + 1) % config.eval_interval == 0:
+                    self._evaluate(stop)
+                if self.episode % config.save_interval == 0:
+                    self._save_snapshots()
+                self.episode += 1
+                if self.episode % config.log_interval == 0:
+                    self._save_checkpoint()
+            interrupted = stop.signal_name or None
+            if not interrupted:
+                self._evaluate(stop)
+            self._save_snapshots(self.episode - 1)
+            self._save_checkpoint()
+        finally:
+            self.writer.close()
+            self.env.close()
+            self.eval_env.close()
+        return {"run": self.run_dir.name, "episodes": self.episode, "steps": self.steps,
+                "learn_steps": self.agent.learn_steps, "checkpoint": str(self.checkpoint_path),
+                "final_eval_mean": None if interrupted else self.last_eval,
+                "final_eval_std": None if interrupted else self.last_eval_std,
+                "wall_seconds": round(self.wall_seconds, 2), "logdir": str(self.log_dir),
+                "interrupted": interrupted}
+
+    def _run_episode(self, stop: StopRequest) -> float | None:
+        """One episode of acting and learning; None if a second Ctrl-C cut it short."""
+        config, agent, memory = self.config, self.agent, self.memory
+        state, _ = self.env.reset(seed=episode_seed(config.seed, TRAIN_STREAM, self.episode))
+        agent.noise.reset()
+        episode_reward = 0.0
+        while True:
+            action = agent.select_action(state, self.epsilon)
+            next_state, reward, terminated, truncated, _ = self.env.step(action)
+            episode_reward += float(reward)
+            memory.add(state, action, (reward + config.reward_offset) / config.reward_scale, next_state, terminated)
+            self.steps += 1
+            if memory.size() > config.learning_starts and memory.size() >= config.batch_size:
+                if agent.learn_steps == 0:
+                    print("train begin!", flush=True)
+                self._losses.append(agent.learn(memory.sample(config.batch_size)))
+                if len(self._losses) >= LOSS_FLUSH:
+                    self._flush_losses()
+            self.epsilon = decay_epsilon(self.epsilon, config.explore, config.epsilon_min)
+            state = next_state
+            if terminated or truncated:
+                return episode_reward
+            if stop.now:
+                return None
+
+    def _flush_losses(self) -> None:
+        """Write the buffered losses to VisualDL with one device sync, and stop on the first non-finite one."""
+        if not self._losses:
+            return
+        values = paddle.stack([paddle.stack(pair) for pair in self._losses]).numpy()
+        first_step, self._losses = self._loss_step, []
+        self._loss_step += len(values)
+        bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
+        if bad.size:
+            raise TrainingDiverged(f"non-finite loss at learn step {first_step + bad[0] + 1}"
+                                   f" (critic {values[bad[0], 0]}, actor {values[bad[0], 1]})")
+        for i, (critic_loss, actor_loss) in enumerate(values, start=first_step + 1):
+            self.writer.add_scalar("critic loss", float(critic_loss), i)
+            self.writer.add_scalar("actor loss", float(actor_loss), i)
+
+    def _evaluate(self, stop: StopRequest) -> None:
+        returns = evaluate(self.agent.actor, self.eval_env, self.config.eval_episodes, self.config.seed,
+                           should_stop=lambda: stop.now)
+        if len(returns) == self.config.eval_episodes:
+            self.last_eval, self.last_eval_std = float(returns.mean()), float(returns.std())
+            self.writer.add_scalar("eval return", self.last_eval, self.episode)
+
+    def _save_snapshots(self, episode: int | None = None) -> None:
+        """The tutorial's `ddpg-actor<epoch>` / `ddpg-critic<epoch>` files (as .pdparams)."""
+        episode = self.episode if episode is None else episode
+        if episode < 0:  # stopped before the first episode ended
+            return
+        save_state_dict(self.run_dir / f"ddpg-actor{episode}.pdparams", self.agent.actor.state_dict())
+        save_state_dict(self.run_dir / f"ddpg-critic{episode}.pdparams", self.agent.critic.state_dict())
+
+    def _save_checkpoint(self) -> None:
+        config = self.config
+        save_checkpoint(self.checkpoint_path, {
+            "config": config.to_dict(),
+            "state_dim": self.env.observation_space.shape[0],
+            "action_dim": self.env.action_space.shape[0],
+            "agent": self.agent.state_dict(),
+            "memory": self.memory.state_dict(),
+            "rng": {"noise": self.noise_rng.bit_generator.state, "memory": self.memory.rng.bit_generator.state},
+            "episode": self.episode, "steps": self.steps, "epsilon": self.epsilon,
+            "wall_seconds": self.wall_seconds, "last_eval": self.last_eval, "last_eval_std": self.last_eval_std,
+        })
+
+    def _restore(self, saved: dict[str, Any]) -> None:
+        self.agent.set_state_dict(saved["agent"])
+        self.memory.set_state_dict(saved["memory"])
+        self.noise_rng.bit_generator.state = saved["rng"]["noise"]
+        self.memory.rng.bit_generator.state = saved["rng"]["memory"]
+        self.episode, self.steps, self.epsilon = saved["episode"], saved["steps"], saved["epsilon"]
+        self.last_eval, self.last_eval_std = saved["last_eval"], saved["last_eval_std"]
+        self._earlier_seconds = saved["wall_seconds"]
+
+
+def prepare_dirs(config: Config, resuming: bool, overwrite: bool) -> tuple[Path, Path]:
+    """Create `<model_dir>/<run>` and `<logdir>/<run>`, refusing to mix a new run into an old one."""
+    run_dir, log_dir = Path(config.model_dir) / config.run_name, Path(config.logdir) / config.run_name
+    if not resuming and not overwrite:
+        for d in (run_dir, log_dir):
+            if d.is_dir() and any(d.iterdir()):
+                raise UsageError(f"run {config.run_name!r} already exists in {d}; resume it with --resume "
+                                 f"{run_dir / CHECKPOINT_NAME}, pick another --run-name, or pass --overwrite")
+    for d in (run_dir, log_dir):
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            probe = d / ".write-test"
+            probe.touch()
+            probe.unlink()
+        except OSError as exc:
+            raise UsageError(f"cannot write to {d}: {exc.strerror}") from None
+    if overwrite and not resuming:
+        for old in [*log_dir.glob("vdlrecords.*"), *run_dir.glob("ddpg-*.pdparams"), run_dir / CHECKPOINT_NAME]:
+            old.unlink(missing_ok=True)
+    return run_dir, log_dir
+
+
+def train(config: Config, preset: str = "tutorial", resume: dict[str, Any] | None = None, overwrite: bool = False,
+          stop: StopRequest | None = None) -> dict[str, Any]:
+    """Train a run, or continue the one in `resume` (a `load_checkpoint` result), and return its summary.
+
+    When resuming, `config` normally comes from `resume_config`: the run's own settings plus any changes
+    that are safe mid-run (more episodes, another learning rate).
+    """
+    config.validate()
+    if resume is not None:
+        for name in ARCHITECTURE:
+            if config.to_dict()[name] != resume["config"][name]:
+                raise UsageError(f"cannot change {name} when resuming (the run has {resume['config'][name]})")
+    if not config.run_name:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        config = dataclasses.replace(config, run_name=f"{config.env}_{preset}_s{config.seed}_{stamp}")
+    set_device(config.device)
+    trainer = Trainer(config, *prepare_dirs(config, resuming=resume is not None, overwrite=overwrite),
+                      resume=resume)
+    atomic_write(trainer.run_dir / "config.json", lambda f: f.write(json.dumps(config.to_dict(), indent=2).encode()))
+    return trainer.run(stop or StopRequest())
+
+
+def resume_config(saved: dict[str, Any], args: argparse.Namespace) -> Config:
+    """The checkpoint's settings, then the --config file and flags given with --resume."""
+    return resolve_config(args, base=Config().updated(saved["config"], source="checkpoint"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m paddle_ddpg.train", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--preset", default="tutorial", help=f"starting hyperparameters: {', '.join(PRESETS)}")
+    parser.add_argument("--config", metavar="FILE", help="JSON file of settings; flags override it, it overrides "
+                                                         "the preset")
+    parser.add_argument("--resume", metavar="CHECKPOINT",
+                        help=f"continue the run saved in CHECKPOINT (its {CHECKPOINT_NAME} or run directory)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the logs and checkpoints of an existing "
+                                                                 "run of the same name")
+    add_config_arguments(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    stop = StopRequest()
+    try:
+        saved = load_checkpoint(resolve_checkpoint(args.resume)) if args.resume else None
+        config = resume_config(saved, args) if saved else resolve_config(args)
+        with stop.installed():
+            summary = train(config, args.preset, resume=saved, overwrite=args.overwrite, stop=stop)
+    except UsageError as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    except TrainingDiverged as exc:
+        print(f"{parser.prog}: error: training diverged: {exc}; the last good checkpoint is left as it was",
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted before training started", file=sys.stderr)
+        return 130
+    print(json.dumps(summary), flush=True)
+    if summary["interrupted"]:
+        print(f"interrupted by {summary['interrupted']}; checkpoint saved. Resume with:\n  python -m "
+              f"paddle_ddpg.train --resume {shlex.quote(summary['checkpoint'])}", file=sys.stderr)
+        return 128 + signal.Signals[summary["interrupted"]].value
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
