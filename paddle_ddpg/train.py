@@ -8,14 +8,15 @@ print the tutorial's progress line, evaluate without noise now and then, and che
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import io
 import json
 import shlex
 import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,7 @@ class StopRequest:
         self.signal_name = signal.Signals(signum).name
         print(f"\n{self.signal_name}: stopping at the end of this episode (Ctrl-C again to stop now)", flush=True)
 
-    @contextmanager
+    @contextlib.contextmanager
     def installed(self) -> Iterator[StopRequest]:
         previous = {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -108,7 +109,7 @@ class Trainer:
 
     def run(self, stop: StopRequest) -> dict[str, Any]:
         config = self.config
-        self.writer = LogWriter(logdir=str(self.log_dir))
+        self.writer = open_log(self.log_dir)
         self._clock = time.perf_counter()
         rate_clock, rate_steps = self._clock, self.steps
         try:
@@ -226,6 +227,17 @@ class Trainer:
         self.episode, self.steps, self.epsilon = saved["episode"], saved["steps"], saved["epsilon"]
         self.last_eval, self.last_eval_std = saved["last_eval"], saved["last_eval_std"]
         self._earlier_seconds = saved["wall_seconds"]
+
+
+def open_log(log_dir: Path) -> LogWriter:
+    """A VisualDL writer that appends to the run's newest record file, if any.
+
+    VisualDL's server shows only the newest file of a run directory, so a resumed run that opened a second
+    file would hide everything logged before the interruption.
+    """
+    existing = sorted(log_dir.glob("vdlrecords.*.log"))
+    with contextlib.redirect_stdout(io.StringIO()):  # VisualDL announces the append on stdout
+        return LogWriter(logdir=str(log_dir), file_name=existing[-1].name if existing else "")
 
 
 def prepare_dirs(config: Config, resuming: bool, overwrite: bool) -> tuple[Path, Path]:
