@@ -124,6 +124,11 @@ NOISES = ("gaussian", "ou")
 PRESETS: dict[str, Config] = {
     # The tutorial's program, hyperparameter for hyperparameter.
     "tutorial": Config(),
+    # Pendulum-v1 in about 6000 steps (measured: noise-free eval better than -200 by episode 30 for seeds 0
+    # and 1): small nets, the common DDPG rates (1e-3, tau 0.005), larger batches, constant noise 0.1.
+    "fast": Config(episodes=50, actor_hidden=(64, 64), critic_hidden=(64, 64), lr_actor=1e-3, lr_critic=1e-3,
+                   tau=0.005, batch_size=128, learning_starts=1000, noise_std=0.1, epsilon_min=1.0,
+                   eval_interval=10),
 }
 
 
@@ -169,22 +174,34 @@ def load_config_file(path: str) -> dict[str, Any]:
     return values
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with the project's error format: one line on stderr, exit status 2, no usage dump."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+_METAVARS = {"env": "ID", "logdir": "DIR", "model_dir": "DIR", "run_name": "NAME"}
+_CHOICES = {"device": ("cpu", "gpu"), "noise": NOISES}
+
+
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per Config field, named after it with dashes; unset flags stay out of the namespace."""
     types_ = _field_types()
-    group = parser.add_argument_group("hyperparameters (defaults are the chosen preset's)")
+    group = parser.add_argument_group("settings (every Config field; shown defaults are the tutorial preset's)")
     for f in dataclasses.fields(Config):
         kind = types_[f.name]
-        flag = "--" + f.name.replace("_", "-")
         default = getattr(PRESETS["tutorial"], f.name)
         shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
-        kwargs: dict[str, Any] = dict(dest=f.name, default=argparse.SUPPRESS,
-                                      help=f"{f.metadata['help']} (tutorial: {shown})")
+        help_ = f.metadata["help"] + (f" (tutorial: {shown})" if shown != "" else "")
+        kwargs: dict[str, Any] = dict(dest=f.name, default=argparse.SUPPRESS, help=help_)
         if typing.get_origin(kind) is tuple:
             kwargs.update(type=int, nargs="+", metavar="N")
+        elif f.name in _CHOICES:
+            kwargs.update(type=kind, choices=_CHOICES[f.name])
         else:
-            kwargs.update(type=kind, metavar=f.name.split("_")[-1].upper())
-        group.add_argument(flag, **kwargs)
+            kwargs.update(type=kind, metavar=_METAVARS.get(f.name, {int: "N", float: "X"}.get(kind, "S")))
+        group.add_argument("--" + f.name.replace("_", "-"), **kwargs)
 
 
 def resolve_config(args: argparse.Namespace, base: Config | None = None) -> Config:
@@ -200,4 +217,4 @@ def resolve_config(args: argparse.Namespace, base: Config | None = None) -> Conf
     return base.updated(flags, source="command line").validate()
 
 
-__all__ = ["Config", "PRESETS", "UsageError", "add_config_arguments", "resolve_config", "load_config_file"]
+__all__ = ["Config", "PRESETS", "Parser", "UsageError", "add_config_arguments", "resolve_config", "load_config_file"]

@@ -16,7 +16,7 @@ import numpy as np
 import paddle
 
 from paddle_ddpg.checkpoint import CHECKPOINT_NAME, load_checkpoint, load_state_dict, resolve_checkpoint
-from paddle_ddpg.config import UsageError, load_config_file
+from paddle_ddpg.config import Parser, UsageError, load_config_file
 from paddle_ddpg.env import EVAL_STREAM, episode_seed, make_env
 from paddle_ddpg.networks import Actor
 
@@ -85,13 +85,13 @@ def load_actor(path: str, env_id: str | None = None, render_mode: str | None = N
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m paddle_ddpg.evaluate", description=__doc__.splitlines()[0])
+    parser = Parser(prog="python -m paddle_ddpg.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True,
                         help=f"a {CHECKPOINT_NAME}, a ddpg-actor<episode>.pdparams, or a run directory (its latest)")
     parser.add_argument("--env", default=None, help="environment id (default: the one the checkpoint trained on)")
     parser.add_argument("--episodes", type=int, default=10, help="evaluation episodes (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the evaluation resets (default 0)")
-    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="(default: cpu)")
     return parser
 
 

@@ -28,7 +28,7 @@ from visualdl import LogWriter
 from paddle_ddpg.agent import DDPG
 from paddle_ddpg.checkpoint import (CHECKPOINT_NAME, atomic_write, load_checkpoint, resolve_checkpoint,
                                     save_checkpoint, save_state_dict)
-from paddle_ddpg.config import PRESETS, Config, UsageError, add_config_arguments, resolve_config
+from paddle_ddpg.config import PRESETS, Config, Parser, UsageError, add_config_arguments, resolve_config
 from paddle_ddpg.env import TRAIN_STREAM, episode_seed, make_env
 from paddle_ddpg.evaluate import check_dims, evaluate, set_device
 from paddle_ddpg.memory import Memory
@@ -90,6 +90,7 @@ class Trainer:
         self.epsilon = 1.0
         self.last_eval: float | None = None
         self.last_eval_std: float | None = None
+        self._evaluated_after = -1  # completed episodes at the last evaluation
         self._earlier_seconds = 0.0  # wall time of the run before it was last resumed
         self._clock = time.perf_counter()
         if resume is not None:
@@ -129,15 +130,15 @@ class Trainer:
                     print(f"Epoch:{self.episode}, episode reward is {episode_reward}"
                           f"  [step {self.steps}, {rate:.0f} steps/s, epsilon {self.epsilon:.3f}]", flush=True)
                 if config.eval_interval and (self.episode + 1) % config.eval_interval == 0:
-                    self._evaluate(stop)
+                    self._evaluate(stop, completed=self.episode + 1)
                 if self.episode % config.save_interval == 0:
                     self._save_snapshots()
                 self.episode += 1
                 if self.episode % config.log_interval == 0:
                     self._save_checkpoint()
             interrupted = stop.signal_name or None
-            if not interrupted:
-                self._evaluate(stop)
+            if not interrupted and self._evaluated_after != self.episode:
+                self._evaluate(stop, completed=self.episode)
             self._save_snapshots(self.episode - 1)
             self._save_checkpoint()
         finally:
@@ -191,12 +192,14 @@ class Trainer:
             self.writer.add_scalar("critic loss", float(critic_loss), i)
             self.writer.add_scalar("actor loss", float(actor_loss), i)
 
-    def _evaluate(self, stop: StopRequest) -> None:
+    def _evaluate(self, stop: StopRequest, completed: int) -> None:
+        """Noise-free evaluation after `completed` episodes, logged at the last episode's index."""
         returns = evaluate(self.agent.actor, self.eval_env, self.config.eval_episodes, self.config.seed,
                            should_stop=lambda: stop.now)
         if len(returns) == self.config.eval_episodes:
             self.last_eval, self.last_eval_std = float(returns.mean()), float(returns.std())
-            self.writer.add_scalar("eval return", self.last_eval, self.episode)
+            self._evaluated_after = completed
+            self.writer.add_scalar("eval return", self.last_eval, completed - 1)
 
     def _save_snapshots(self, episode: int | None = None) -> None:
         """The tutorial's `ddpg-actor<epoch>` / `ddpg-critic<epoch>` files (as .pdparams)."""
@@ -290,9 +293,9 @@ def resume_config(saved: dict[str, Any], args: argparse.Namespace) -> Config:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m paddle_ddpg.train", description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--preset", default="tutorial", help=f"starting hyperparameters: {', '.join(PRESETS)}")
+    parser = Parser(prog="python -m paddle_ddpg.train", description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="tutorial",
+                        help=f"starting settings: {', '.join(PRESETS)} (default: tutorial)")
     parser.add_argument("--config", metavar="FILE", help="JSON file of settings; flags override it, it overrides "
                                                          "the preset")
     parser.add_argument("--resume", metavar="CHECKPOINT",
