@@ -1,7 +1,7 @@
 """Writing and reading checkpoints so that no crash, kill or bad path costs a user their training.
 
 A run directory holds the tutorial-style snapshots `ddpg-actor<episode>.pdparams` and
-`ddpg-critic<episode>.pdparams` (plain state dicts: `paddle.load` + `set_state_dict`, as in the tutorial),
+`ddpg-critic<episode>.pdparams` (`td3-` for TD3; plain state dicts: `paddle.load` + `set_state_dict`, as in the tutorial),
 `config.json`, and `checkpoint.pdckpt`: the full training state that `--resume` continues from.
 """
 
@@ -58,9 +58,9 @@ def resolve_checkpoint(path: str) -> Path:
     if p.is_dir():
         if (p / CHECKPOINT_NAME).is_file():
             return p / CHECKPOINT_NAME
-        snapshots = sorted(p.glob("ddpg-actor*.pdparams"), key=_episode_of)
+        snapshots = sorted(p.glob("*-actor*.pdparams"), key=_episode_of)
         if not snapshots:
-            raise UsageError(f"no checkpoint in directory {path} (expected {CHECKPOINT_NAME} or ddpg-actor*.pdparams)")
+            raise UsageError(f"no checkpoint in directory {path} (expected {CHECKPOINT_NAME} or *-actor<N>.pdparams)")
         return snapshots[-1]
     if not p.exists():
         raise UsageError(f"checkpoint not found: {path}")

@@ -42,6 +42,13 @@ class Config:
     actor_hidden: tuple[int, ...] = _help("hidden layer sizes of the actor", default=(256, 128))
     critic_hidden: tuple[int, ...] = _help("hidden layer sizes of the critic (the action joins after the first)",
                                            default=(256, 128))
+    # algorithm
+    algo: str = _help("ddpg, or td3: twin critics, target policy smoothing and delayed actor updates", default="ddpg")
+    policy_delay: int = _help("td3: critic updates per actor and target update", default=2)
+    target_noise: float = _help("td3: std of the noise on target actions, as a fraction of the half-range",
+                                default=0.2)
+    target_noise_clip: float = _help("td3: that noise is clipped to +- this (fraction of the half-range)",
+                                     default=0.5)
     # optimisation
     lr_actor: float = _help("Adam learning rate of the actor", default=1e-5)
     lr_critic: float = _help("Adam learning rate of the critic", default=3e-5)
@@ -63,7 +70,8 @@ class Config:
     # bookkeeping
     log_interval: int = _help("print progress and write the resumable checkpoint every this many episodes",
                               default=10)
-    save_interval: int = _help("save ddpg-actor<episode>/ddpg-critic<episode> every this many episodes", default=200)
+    save_interval: int = _help("save <algo>-actor<episode>/<algo>-critic<episode> every this many episodes",
+                               default=200)
     eval_interval: int = _help("noise-free evaluation every this many episodes; 0 disables it", default=20)
     eval_episodes: int = _help("episodes per noise-free evaluation (the final one included)", default=10)
 
@@ -83,6 +91,10 @@ class Config:
             (self.learning_starts >= 0, f"learning_starts must be >= 0, got {self.learning_starts}"),
             (self.reward_scale != 0 and math.isfinite(self.reward_scale), "reward_scale must be finite and non-zero"),
             (self.noise in NOISES, f"noise must be one of {', '.join(NOISES)}, got {self.noise!r}"),
+            (self.algo in ALGOS, f"algo must be one of {', '.join(ALGOS)}, got {self.algo!r}"),
+            (self.policy_delay >= 1, f"policy_delay must be >= 1, got {self.policy_delay}"),
+            (self.target_noise >= 0, f"target_noise must be >= 0, got {self.target_noise}"),
+            (self.target_noise_clip >= 0, f"target_noise_clip must be >= 0, got {self.target_noise_clip}"),
             (self.noise_std >= 0, f"noise_std must be >= 0, got {self.noise_std}"),
             (self.ou_theta > 0, f"ou_theta must be > 0, got {self.ou_theta}"),
             (self.explore > 0, f"explore must be > 0, got {self.explore}"),
@@ -120,6 +132,7 @@ class Config:
 
 
 NOISES = ("gaussian", "ou")
+ALGOS = ("ddpg", "td3")
 
 PRESETS: dict[str, Config] = {
     # The tutorial's program, hyperparameter for hyperparameter.
@@ -182,7 +195,7 @@ class Parser(argparse.ArgumentParser):
 
 
 _METAVARS = {"env": "ID", "logdir": "DIR", "model_dir": "DIR", "run_name": "NAME"}
-_CHOICES = {"device": ("cpu", "gpu"), "noise": NOISES}
+_CHOICES = {"device": ("cpu", "gpu"), "noise": NOISES, "algo": ALGOS}
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:

@@ -59,24 +59,29 @@ def check_dims(env_id: str, trained_on: str, state_dim: int, action_dim: int, en
 
 
 def load_actor(path: str, env_id: str | None = None, render_mode: str | None = None) -> tuple[Actor, gym.Env]:
-    """The actor stored at `path` (full checkpoint, run directory, or tutorial-style ddpg-actor*.pdparams)
-    and an environment to run it in; sizes are read from the weights, so the tutorial's own files load too."""
+    """The actor stored at `path` (full checkpoint, run directory, or tutorial-style <algo>-actor<N>.pdparams)
+    and an environment to run it in, with the run's step limit when the run's settings are known.
+
+    Sizes are read from the weights, so an actor saved by the tutorial's own program loads too (with --env).
+    """
     file = resolve_checkpoint(path)
     if file.name.endswith(".pdparams"):
         weights = load_state_dict(file)
         config_file = file.parent / "config.json"
-        trained_on = load_config_file(str(config_file)).get("env") if config_file.is_file() else None
-        if env_id is None and trained_on is None:
-            raise UsageError(f"{file} carries no environment id; pass --env")
+        run_config = load_config_file(str(config_file)) if config_file.is_file() else {}
     else:
         saved = load_checkpoint(file)
-        weights, trained_on = saved["agent"]["actor"], saved["config"]["env"]
+        weights, run_config = saved["agent"]["actor"], saved["config"]
+    trained_on = run_config.get("env")
+    if env_id is None and trained_on is None:
+        raise UsageError(f"{file} carries no environment id; pass --env")
     env_id = env_id or trained_on
     try:
         shapes = [tuple(weights[f"fc{i}.weight"].shape) for i in range(1, len(weights) // 2 + 1)]
     except KeyError:
         raise UsageError(f"{file} does not hold actor weights (fc1.weight, ...)") from None
-    env = make_env(env_id, render_mode=render_mode)
+    env = make_env(env_id, run_config.get("max_episode_steps", 0) if env_id == trained_on else 0,
+                   render_mode=render_mode)
     check_dims(env_id, trained_on or env_id, shapes[0][0], shapes[-1][1], env)
     actor = Actor(shapes[0][0], shapes[-1][1], env.action_space.low, env.action_space.high,
                   hidden=[s[1] for s in shapes[:-1]])
@@ -87,7 +92,7 @@ def load_actor(path: str, env_id: str | None = None, render_mode: str | None = N
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m paddle_ddpg.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True,
-                        help=f"a {CHECKPOINT_NAME}, a ddpg-actor<episode>.pdparams, or a run directory (its latest)")
+                        help=f"a {CHECKPOINT_NAME}, a ddpg-actor<episode>.pdparams, or a run directory (its {CHECKPOINT_NAME})")
     parser.add_argument("--env", default=None, help="environment id (default: the one the checkpoint trained on)")
     parser.add_argument("--episodes", type=int, default=10, help="evaluation episodes (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the evaluation resets (default 0)")

@@ -41,6 +41,8 @@ class Actor(nn.Layer):
         # Not persistable: the state dict keeps exactly the tutorial's keys; bounds come from the env.
         self.register_buffer("action_scale", paddle.to_tensor((high - low) / 2), persistable=False)
         self.register_buffer("action_bias", paddle.to_tensor((high + low) / 2), persistable=False)
+        self.register_buffer("action_low", paddle.to_tensor(low), persistable=False)
+        self.register_buffer("action_high", paddle.to_tensor(high), persistable=False)
 
     def forward(self, state: paddle.Tensor) -> paddle.Tensor:
         x = state

@@ -34,8 +34,8 @@ from paddle_ddpg.evaluate import check_dims, evaluate, set_device
 from paddle_ddpg.memory import Memory
 from paddle_ddpg.noise import decay_epsilon
 
-LOSS_FLUSH = 100  # learn steps between loss syncs: reading a loss forces the device to finish its queue
-ARCHITECTURE = ("actor_hidden", "critic_hidden", "memory_size", "env")  # fixed once a run has started
+LOSS_FLUSH = 200  # losses buffered between syncs: reading a loss forces the device to finish its queue
+ARCHITECTURE = ("actor_hidden", "critic_hidden", "memory_size", "env", "algo")  # fixed once a run has started
 
 
 class TrainingDiverged(Exception):
@@ -97,8 +97,7 @@ class Trainer:
             check_dims(config.env, resume["config"]["env"], resume["state_dim"], resume["action_dim"], self.env)
             self._restore(resume)
         self.writer: LogWriter | None = None
-        self._losses: list[tuple[paddle.Tensor, paddle.Tensor]] = []
-        self._loss_step = self.agent.learn_steps  # learn step of the first buffered loss
+        self._losses: list[tuple[int, str, paddle.Tensor]] = []  # (learn step, VisualDL tag, loss)
 
     @property
     def checkpoint_path(self) -> Path:
@@ -167,7 +166,8 @@ class Trainer:
             if memory.size() > config.learning_starts and memory.size() >= config.batch_size:
                 if agent.learn_steps == 0:
                     print("train begin!", flush=True)
-                self._losses.append(agent.learn(memory.sample(config.batch_size)))
+                losses = agent.learn(memory.sample(config.batch_size))
+                self._losses.extend((agent.learn_steps, tag, loss) for tag, loss in losses.items())
                 if len(self._losses) >= LOSS_FLUSH:
                     self._flush_losses()
             self.epsilon = decay_epsilon(self.epsilon, config.explore, config.epsilon_min)
@@ -181,16 +181,14 @@ class Trainer:
         """Write the buffered losses to VisualDL with one device sync, and stop on the first non-finite one."""
         if not self._losses:
             return
-        values = paddle.stack([paddle.stack(pair) for pair in self._losses]).numpy()
-        first_step, self._losses = self._loss_step, []
-        self._loss_step += len(values)
-        bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
+        entries, self._losses = self._losses, []
+        values = paddle.stack([loss for _, _, loss in entries]).numpy()
+        bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
-            raise TrainingDiverged(f"non-finite loss at learn step {first_step + bad[0] + 1}"
-                                   f" (critic {values[bad[0], 0]}, actor {values[bad[0], 1]})")
-        for i, (critic_loss, actor_loss) in enumerate(values, start=first_step + 1):
-            self.writer.add_scalar("critic loss", float(critic_loss), i)
-            self.writer.add_scalar("actor loss", float(actor_loss), i)
+            step, tag, _ = entries[bad[0]]
+            raise TrainingDiverged(f"non-finite {tag} ({values[bad[0]]}) at learn step {step}")
+        for (step, tag, _), value in zip(entries, values):
+            self.writer.add_scalar(tag, float(value), step)
 
     def _evaluate(self, stop: StopRequest, completed: int) -> None:
         """Noise-free evaluation after `completed` episodes, logged at the last episode's index."""
@@ -202,12 +200,13 @@ class Trainer:
             self.writer.add_scalar("eval return", self.last_eval, completed - 1)
 
     def _save_snapshots(self, episode: int | None = None) -> None:
-        """The tutorial's `ddpg-actor<epoch>` / `ddpg-critic<epoch>` files (as .pdparams)."""
+        """The tutorial's `ddpg-actor<epoch>` / `ddpg-critic<epoch>` files (as .pdparams; `td3-` for TD3)."""
         episode = self.episode if episode is None else episode
         if episode < 0:  # stopped before the first episode ended
             return
-        save_state_dict(self.run_dir / f"ddpg-actor{episode}.pdparams", self.agent.actor.state_dict())
-        save_state_dict(self.run_dir / f"ddpg-critic{episode}.pdparams", self.agent.critic.state_dict())
+        algo = self.config.algo
+        save_state_dict(self.run_dir / f"{algo}-actor{episode}.pdparams", self.agent.actor.state_dict())
+        save_state_dict(self.run_dir / f"{algo}-critic{episode}.pdparams", self.agent.critic.state_dict())
 
     def _save_checkpoint(self) -> None:
         config = self.config
@@ -260,7 +259,8 @@ def prepare_dirs(config: Config, resuming: bool, overwrite: bool) -> tuple[Path,
         except OSError as exc:
             raise UsageError(f"cannot write to {d}: {exc.strerror}") from None
     if overwrite and not resuming:
-        for old in [*log_dir.glob("vdlrecords.*"), *run_dir.glob("ddpg-*.pdparams"), run_dir / CHECKPOINT_NAME]:
+        for old in [*log_dir.glob("vdlrecords.*"), *run_dir.glob("*-actor*.pdparams"),
+                    *run_dir.glob("*-critic*.pdparams"), run_dir / CHECKPOINT_NAME]:
             old.unlink(missing_ok=True)
     return run_dir, log_dir
 
