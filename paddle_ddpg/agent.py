@@ -93,6 +93,10 @@ class DDPG:
             action = action + epsilon * self.action_scale * self.noise()
         return np.clip(action, self.action_low, self.action_high).astype(np.float32)
 
+    def random_action(self) -> np.ndarray:
+        """Uniform over the bounds: the warm-up action before the policy has learned anything."""
+        return self.rng.uniform(self.action_low, self.action_high).astype(np.float32)
+
     def target_q(self, next_state: paddle.Tensor) -> paddle.Tensor:
         """Q'(s', a') with a' = mu'(s'); for TD3, a' carries clipped noise and Q' is the smaller of the two."""
         next_action = self.actor_target(next_state)

@@ -32,6 +32,8 @@ class Config:
     env: str = _help("gymnasium environment id (flat Box observations, bounded Box actions)", default="Pendulum-v1")
     episodes: int = _help("training episodes (the tutorial ran until interrupted; 200 covers its printed curve)",
                           default=200)
+    total_steps: int = _help("also stop once this many env steps are done, mid-episode if need be; 0: no limit",
+                             default=0)
     max_episode_steps: int = _help("step limit per episode; 0 keeps the environment's own limit", default=200)
     seed: int = _help("seed for networks, exploration noise, replay sampling and environment resets", default=0)
     device: str = _help("cpu or gpu", default="cpu")
@@ -57,6 +59,8 @@ class Config:
     batch_size: int = _help("transitions per update", default=32)
     memory_size: int = _help("replay memory capacity; the oldest transitions fall out first", default=50000)
     learning_starts: int = _help("learning begins once more than this many transitions are stored", default=1280)
+    random_steps: int = _help("act uniformly at random for the first this many steps (the TD3 paper's and SB3's "
+                              "warm-up; the tutorial acted with its noisy policy from the start)", default=0)
     reward_offset: float = _help("stored reward is (r + offset) / scale; the tutorial's Pendulum normalisation",
                                  default=8.1)
     reward_scale: float = _help("stored reward is (r + offset) / scale", default=8.1)
@@ -83,12 +87,14 @@ class Config:
             (0 < self.tau <= 1, f"tau must be in (0, 1], got {self.tau}"),
             (0 <= self.gamma <= 1, f"gamma must be in [0, 1], got {self.gamma}"),
             (self.episodes > 0, f"episodes must be > 0, got {self.episodes}"),
+            (self.total_steps >= 0, f"total_steps must be >= 0, got {self.total_steps}"),
             (self.max_episode_steps >= 0, f"max_episode_steps must be >= 0, got {self.max_episode_steps}"),
             (self.batch_size > 0, f"batch_size must be > 0, got {self.batch_size}"),
             (self.memory_size > 0, f"memory_size must be > 0, got {self.memory_size}"),
             (self.batch_size <= self.memory_size,
              f"batch_size ({self.batch_size}) must not exceed memory_size ({self.memory_size})"),
             (self.learning_starts >= 0, f"learning_starts must be >= 0, got {self.learning_starts}"),
+            (self.random_steps >= 0, f"random_steps must be >= 0, got {self.random_steps}"),
             (self.reward_scale != 0 and math.isfinite(self.reward_scale), "reward_scale must be finite and non-zero"),
             (self.noise in NOISES, f"noise must be one of {', '.join(NOISES)}, got {self.noise!r}"),
             (self.algo in ALGOS, f"algo must be one of {', '.join(ALGOS)}, got {self.algo!r}"),
@@ -134,6 +140,16 @@ class Config:
 NOISES = ("gaussian", "ou")
 ALGOS = ("ddpg", "td3")
 
+def _published(env: str, algo: str, total_steps: int, **changes: Any) -> Config:
+    """Settings for `env` as published, on the shared base: 400-300 networks, Adam 1e-3, tau 0.005,
+    constant Gaussian noise 0.1, uniform random actions before learning starts, no reward rescaling."""
+    base: dict[str, Any] = dict(env=env, algo=algo, total_steps=total_steps, episodes=10**6, max_episode_steps=0,
+                                actor_hidden=(400, 300), critic_hidden=(400, 300), lr_actor=1e-3, lr_critic=1e-3,
+                                tau=0.005, noise_std=0.1, epsilon_min=1.0, reward_offset=0.0, reward_scale=1.0,
+                                eval_interval=10, save_interval=100)
+    return Config(**{**base, **changes})
+
+
 PRESETS: dict[str, Config] = {
     # The tutorial's program, hyperparameter for hyperparameter.
     "tutorial": Config(),
@@ -142,6 +158,22 @@ PRESETS: dict[str, Config] = {
     "fast": Config(episodes=50, actor_hidden=(64, 64), critic_hidden=(64, 64), lr_actor=1e-3, lr_critic=1e-3,
                    tau=0.005, batch_size=128, learning_starts=1000, noise_std=0.1, epsilon_min=1.0,
                    eval_interval=10),
+    # rl-baselines3-zoo hyperparams/ddpg.yml (Pendulum, LunarLanderContinuous): gamma 0.98, 200k memory,
+    # 10k random steps, batch 256 (SB3's default). The zoo trains once per episode with as many updates as
+    # steps; here it is one update per step, the same count.
+    "Pendulum-v1": _published("Pendulum-v1", "ddpg", 20_000, gamma=0.98, memory_size=200_000,
+                              learning_starts=10_000, random_steps=10_000, batch_size=256),
+    "LunarLanderContinuous-v3": _published("LunarLanderContinuous-v3", "ddpg", 300_000, gamma=0.98,
+                                           memory_size=200_000, learning_starts=10_000, random_steps=10_000,
+                                           batch_size=256, eval_interval=20),
+    # Fujimoto et al. (2018), TD3 paper, section 6.1: batch 100, 1M memory, 1000 random steps (10000 for
+    # HalfCheetah), exploration N(0, 0.1), target noise 0.2 clipped at 0.5, delay 2; 1M steps there.
+    "InvertedPendulum-v5": _published("InvertedPendulum-v5", "td3", 50_000, batch_size=100, memory_size=10**6,
+                                      learning_starts=1000, random_steps=1000),
+    "HalfCheetah-v5": _published("HalfCheetah-v5", "td3", 10**6, batch_size=100, memory_size=10**6,
+                                 learning_starts=10_000, random_steps=10_000),
+    "Hopper-v5": _published("Hopper-v5", "td3", 10**6, batch_size=100, memory_size=10**6,
+                            learning_starts=1000, random_steps=1000),
 }
 
 

@@ -91,6 +91,8 @@ class Trainer:
         self.last_eval: float | None = None
         self.last_eval_std: float | None = None
         self._evaluated_after = -1  # completed episodes at the last evaluation
+        self.evals: list[dict[str, float]] = []  # every evaluation of this run: the learning curve
+        self.eval_seconds = 0.0  # wall time spent evaluating, left out of the curve's train_seconds
         self._earlier_seconds = 0.0  # wall time of the run before it was last resumed
         self._clock = time.perf_counter()
         if resume is not None:
@@ -113,7 +115,7 @@ class Trainer:
         self._clock = time.perf_counter()
         rate_clock, rate_steps = self._clock, self.steps
         try:
-            while self.episode < config.episodes and not stop.after_episode:
+            while self.episode < config.episodes and not self._out_of_steps() and not stop.after_episode:
                 episode_reward = self._run_episode(stop)
                 self._flush_losses()
                 if episode_reward is None:  # a second Ctrl-C cut the episode short: it is not counted
@@ -149,7 +151,7 @@ class Trainer:
                 "final_eval_mean": None if interrupted else self.last_eval,
                 "final_eval_std": None if interrupted else self.last_eval_std,
                 "wall_seconds": round(self.wall_seconds, 2), "logdir": str(self.log_dir),
-                "interrupted": interrupted}
+                "interrupted": interrupted, "evals": self.evals}
 
     def _run_episode(self, stop: StopRequest) -> float | None:
         """One episode of acting and learning; None if a second Ctrl-C cut it short."""
@@ -158,7 +160,10 @@ class Trainer:
         agent.noise.reset()
         episode_reward = 0.0
         while True:
-            action = agent.select_action(state, self.epsilon)
+            if self.steps < config.random_steps:
+                action = agent.random_action()
+            else:
+                action = agent.select_action(state, self.epsilon)
             next_state, reward, terminated, truncated, _ = self.env.step(action)
             episode_reward += float(reward)
             memory.add(state, action, (reward + config.reward_offset) / config.reward_scale, next_state, terminated)
@@ -172,10 +177,13 @@ class Trainer:
                     self._flush_losses()
             self.epsilon = decay_epsilon(self.epsilon, config.explore, config.epsilon_min)
             state = next_state
-            if terminated or truncated:
+            if terminated or truncated or self._out_of_steps():
                 return episode_reward
             if stop.now:
                 return None
+
+    def _out_of_steps(self) -> bool:
+        return 0 < self.config.total_steps <= self.steps
 
     def _flush_losses(self) -> None:
         """Write the buffered losses to VisualDL with one device sync, and stop on the first non-finite one."""
@@ -192,10 +200,15 @@ class Trainer:
 
     def _evaluate(self, stop: StopRequest, completed: int) -> None:
         """Noise-free evaluation after `completed` episodes, logged at the last episode's index."""
+        started = time.perf_counter()
         returns = evaluate(self.agent.actor, self.eval_env, self.config.eval_episodes, self.config.seed,
                            should_stop=lambda: stop.now)
+        self.eval_seconds += time.perf_counter() - started
         if len(returns) == self.config.eval_episodes:
             self.last_eval, self.last_eval_std = float(returns.mean()), float(returns.std())
+            self.evals.append({"episodes": completed, "steps": self.steps, "mean": self.last_eval,
+                               "std": self.last_eval_std,
+                               "train_seconds": round(self.wall_seconds - self.eval_seconds, 2)})
             self._evaluated_after = completed
             self.writer.add_scalar("eval return", self.last_eval, completed - 1)
 
@@ -219,6 +232,7 @@ class Trainer:
             "rng": {"noise": self.noise_rng.bit_generator.state, "memory": self.memory.rng.bit_generator.state},
             "episode": self.episode, "steps": self.steps, "epsilon": self.epsilon,
             "wall_seconds": self.wall_seconds, "last_eval": self.last_eval, "last_eval_std": self.last_eval_std,
+            "evals": self.evals, "eval_seconds": self.eval_seconds,
         })
 
     def _restore(self, saved: dict[str, Any]) -> None:
@@ -228,6 +242,7 @@ class Trainer:
         self.memory.rng.bit_generator.state = saved["rng"]["memory"]
         self.episode, self.steps, self.epsilon = saved["episode"], saved["steps"], saved["epsilon"]
         self.last_eval, self.last_eval_std = saved["last_eval"], saved["last_eval_std"]
+        self.evals, self.eval_seconds = saved["evals"], saved["eval_seconds"]
         self._earlier_seconds = saved["wall_seconds"]
 
 
@@ -279,7 +294,8 @@ def train(config: Config, preset: str = "tutorial", resume: dict[str, Any] | Non
                 raise UsageError(f"cannot change {name} when resuming (the run has {resume['config'][name]})")
     if not config.run_name:
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        config = dataclasses.replace(config, run_name=f"{config.env}_{preset}_s{config.seed}_{stamp}")
+        label = preset if preset != config.env else config.algo  # env presets are named after their env
+        config = dataclasses.replace(config, run_name=f"{config.env}_{label}_s{config.seed}_{stamp}")
     set_device(config.device)
     trainer = Trainer(config, *prepare_dirs(config, resuming=resume is not None, overwrite=overwrite),
                       resume=resume)
