@@ -34,7 +34,8 @@ class Config:
                           default=200)
     total_steps: int = _help("also stop once this many env steps are done, mid-episode if need be; 0: no limit",
                              default=0)
-    max_episode_steps: int = _help("step limit per episode; 0 keeps the environment's own limit", default=200)
+    max_episode_steps: int = _help("step limit per episode; 0 keeps the environment's own limit (Pendulum-v1: "
+                                   "200, the tutorial's range(200))", default=0)
     seed: int = _help("seed for networks, exploration noise, replay sampling and environment resets", default=0)
     device: str = _help("cpu or gpu", default="cpu")
     logdir: str = _help("VisualDL root; the run logs into <logdir>/<run-name>", default="logs")
@@ -143,7 +144,7 @@ ALGOS = ("ddpg", "td3")
 def _published(env: str, algo: str, total_steps: int, **changes: Any) -> Config:
     """Settings for `env` as published, on the shared base: 400-300 networks, Adam 1e-3, tau 0.005,
     constant Gaussian noise 0.1, uniform random actions before learning starts, no reward rescaling."""
-    base: dict[str, Any] = dict(env=env, algo=algo, total_steps=total_steps, episodes=10**6, max_episode_steps=0,
+    base: dict[str, Any] = dict(env=env, algo=algo, total_steps=total_steps, episodes=10**6,
                                 actor_hidden=(400, 300), critic_hidden=(400, 300), lr_actor=1e-3, lr_critic=1e-3,
                                 tau=0.005, noise_std=0.1, epsilon_min=1.0, reward_offset=0.0, reward_scale=1.0,
                                 eval_interval=10, save_interval=100)

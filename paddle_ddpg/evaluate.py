@@ -14,20 +14,22 @@ from collections.abc import Callable, Sequence
 import gymnasium as gym
 import numpy as np
 import paddle
+import paddle.nn as nn
 
 from paddle_ddpg.checkpoint import CHECKPOINT_NAME, load_checkpoint, load_state_dict, resolve_checkpoint
 from paddle_ddpg.config import Parser, UsageError, load_config_file
 from paddle_ddpg.env import EVAL_STREAM, episode_seed, make_env
+from paddle_ddpg.export import error_summary, exported_prefix, load_exported
 from paddle_ddpg.networks import Actor
 
 
-def policy_action(actor: Actor, state: np.ndarray) -> np.ndarray:
-    """mu(s) for one observation, in env units."""
+def policy_action(actor: nn.Layer, state: np.ndarray) -> np.ndarray:
+    """mu(s) for one observation, in env units; `actor` is an Actor or an exported one (`paddle.jit.load`)."""
     with paddle.no_grad():
         return actor(paddle.to_tensor(state[None], dtype="float32"))[0].numpy()
 
 
-def evaluate(actor: Actor, env: gym.Env, episodes: int, seed: int,
+def evaluate(actor: nn.Layer, env: gym.Env, episodes: int, seed: int,
              should_stop: Callable[[], bool] = lambda: False,
              on_frame: Callable[[np.ndarray], None] | None = None) -> np.ndarray:
     """Returns of `episodes` noise-free episodes; episode i always starts from the same seeded state.
@@ -58,12 +60,16 @@ def check_dims(env_id: str, trained_on: str, state_dim: int, action_dim: int, en
                          f"{env_id} has observation {have[0]}, action {have[1]}")
 
 
-def load_actor(path: str, env_id: str | None = None, render_mode: str | None = None) -> tuple[Actor, gym.Env]:
-    """The actor stored at `path` (full checkpoint, run directory, or tutorial-style <algo>-actor<N>.pdparams)
-    and an environment to run it in, with the run's step limit when the run's settings are known.
+def load_actor(path: str, env_id: str | None = None, render_mode: str | None = None) -> tuple[nn.Layer, gym.Env]:
+    """The actor stored at `path` (full checkpoint, run directory, tutorial-style <algo>-actor<N>.pdparams, or
+    a `paddle_ddpg.export` prefix) and an environment to run it in, with the run's step limit when the run's
+    settings are known.
 
     Sizes are read from the weights, so an actor saved by the tutorial's own program loads too (with --env).
     """
+    prefix = exported_prefix(path)
+    if prefix is not None:
+        return _load_exported(prefix, env_id, render_mode)
     file = resolve_checkpoint(path)
     if file.name.endswith(".pdparams"):
         weights = load_state_dict(file)
@@ -73,9 +79,7 @@ def load_actor(path: str, env_id: str | None = None, render_mode: str | None = N
         saved = load_checkpoint(file)
         weights, run_config = saved["agent"]["actor"], saved["config"]
     trained_on = run_config.get("env")
-    if env_id is None and trained_on is None:
-        raise UsageError(f"{file} carries no environment id; pass --env")
-    env_id = env_id or trained_on
+    env_id = _env_id(file, env_id, trained_on)
     try:
         shapes = [tuple(weights[f"fc{i}.weight"].shape) for i in range(1, len(weights) // 2 + 1)]
     except KeyError:
@@ -89,10 +93,37 @@ def load_actor(path: str, env_id: str | None = None, render_mode: str | None = N
     return actor, env
 
 
+def _env_id(source: object, env_id: str | None, trained_on: str | None) -> str:
+    if env_id is None and trained_on is None:
+        raise UsageError(f"{source} carries no environment id; pass --env")
+    return env_id or trained_on
+
+
+def _load_exported(prefix: str, env_id: str | None, render_mode: str | None) -> tuple[nn.Layer, gym.Env]:
+    """An exported actor and its environment. One action on a zero state checks that the program runs and
+    fits the env, so a damaged or mismatched export fails here with a sentence, not mid-episode."""
+    actor, meta = load_exported(prefix)
+    trained_on = meta.get("env")
+    env_id = _env_id(prefix, env_id, trained_on)
+    env = make_env(env_id, meta.get("max_episode_steps", 0) if env_id == trained_on else 0, render_mode=render_mode)
+    have = (env.observation_space.shape[0], env.action_space.shape[0])
+    if meta:
+        check_dims(env_id, trained_on or env_id, meta["state_dim"], meta["action_dim"], env)
+    try:
+        shape = tuple(policy_action(actor, np.zeros(have[0], dtype=np.float32)).shape)
+    except Exception as exc:  # a wrong input size or a damaged program, in any of Paddle's exception types
+        raise UsageError(f"exported model {prefix} does not run on {env_id} (observation size {have[0]}): "
+                         f"{error_summary(exc)}") from None
+    if shape != have[1:]:
+        raise UsageError(f"exported model {prefix} gives actions of shape {shape}; {env_id} needs ({have[1]},)")
+    return actor, env
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m paddle_ddpg.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True,
-                        help=f"a {CHECKPOINT_NAME}, a ddpg-actor<episode>.pdparams, or a run directory (its {CHECKPOINT_NAME})")
+                        help=f"a {CHECKPOINT_NAME}, a ddpg-actor<episode>.pdparams, a run directory (its {CHECKPOINT_NAME}), "
+                             "or the PREFIX (or PREFIX.json) of a model written by paddle_ddpg.export")
     parser.add_argument("--env", default=None, help="environment id (default: the one the checkpoint trained on)")
     parser.add_argument("--episodes", type=int, default=10, help="evaluation episodes (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the evaluation resets (default 0)")

@@ -150,7 +150,8 @@ class Trainer:
                 "learn_steps": self.agent.learn_steps, "checkpoint": str(self.checkpoint_path),
                 "final_eval_mean": None if interrupted else self.last_eval,
                 "final_eval_std": None if interrupted else self.last_eval_std,
-                "wall_seconds": round(self.wall_seconds, 2), "logdir": str(self.log_dir),
+                "wall_seconds": round(self.wall_seconds, 2),
+                "train_seconds": round(self.wall_seconds - self.eval_seconds, 2), "logdir": str(self.log_dir),
                 "interrupted": interrupted, "evals": self.evals}
 
     def _run_episode(self, stop: StopRequest) -> float | None:
