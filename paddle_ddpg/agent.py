@@ -19,14 +19,12 @@ from paddle_ddpg.noise import make_noise
 def soft_update(target: nn.Layer, source: nn.Layer, tau: float) -> None:
     """target <- tau * source + (1 - tau) * target, parameter by parameter (the tutorial's formula).
 
-    `lerp_` does it in place, one kernel per parameter, where the tutorial's `set_value(t * (1 - tau) + s * tau)`
-    made two temporaries and a copy. tau goes in as a tensor made once: given a float, `lerp_` builds a
-    tensor from it for every parameter, which costs more than the arithmetic on these small layers.
+    In place, where the tutorial's `set_value(t * (1 - tau) + s * tau)` made temporaries and copied back.
+    Written as scale-then-add rather than `lerp_`, whose t + tau * (s - t) misses an exact copy at tau 1.
     """
     with paddle.no_grad():
-        weight = paddle.full([], tau, dtype="float32")
         for target_param, param in zip(target.parameters(), source.parameters()):
-            target_param.lerp_(param, weight)
+            target_param.scale_(1.0 - tau).add_(param * tau)
 
 
 def td_target(reward: paddle.Tensor, terminated: paddle.Tensor, q_next: paddle.Tensor,

@@ -30,6 +30,9 @@ def atomic_write(path: Path, write: Any) -> None:
     old file or the new one, never half of one.
     """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes files private; a checkpoint is an ordinary file
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -83,6 +86,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise UsageError(f"checkpoint {path} is corrupt or truncated; not a paddle_ddpg checkpoint") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UsageError(f"{path} is not a paddle_ddpg checkpoint")
+    state["path"] = str(path)  # where it was read from: a resumed run continues beside it
     return state
 
 

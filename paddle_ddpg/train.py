@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import os
 import shlex
 import signal
 import sys
@@ -51,13 +52,14 @@ class StopRequest:
     signal_name: str = ""
 
     def handle(self, signum: int, _frame: Any) -> None:
+        # os.write, not print: a print here could land inside a print of the main loop, which Python refuses.
         if self.after_episode and signum == signal.SIGINT:
             self.now = True
-            print("\nsecond Ctrl-C: stopping after this step", flush=True)
+            os.write(1, b"\nsecond Ctrl-C: stopping after this step\n")
             return
         self.after_episode = True
         self.signal_name = signal.Signals(signum).name
-        print(f"\n{self.signal_name}: stopping at the end of this episode (Ctrl-C again to stop now)", flush=True)
+        os.write(1, f"\n{self.signal_name}: stopping at the end of this episode (Ctrl-C again to stop now)\n".encode())
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[StopRequest]:
@@ -234,6 +236,7 @@ class Trainer:
             "episode": self.episode, "steps": self.steps, "epsilon": self.epsilon,
             "wall_seconds": self.wall_seconds, "last_eval": self.last_eval, "last_eval_std": self.last_eval_std,
             "evals": self.evals, "eval_seconds": self.eval_seconds,
+            "log_dir_from_run_dir": os.path.relpath(self.log_dir, self.run_dir),
         })
 
     def _restore(self, saved: dict[str, Any]) -> None:
@@ -243,7 +246,7 @@ class Trainer:
         self.memory.rng.bit_generator.state = saved["rng"]["memory"]
         self.episode, self.steps, self.epsilon = saved["episode"], saved["steps"], saved["epsilon"]
         self.last_eval, self.last_eval_std = saved["last_eval"], saved["last_eval_std"]
-        self.evals, self.eval_seconds = saved["evals"], saved["eval_seconds"]
+        self.evals, self.eval_seconds = saved.get("evals", []), saved.get("eval_seconds", 0.0)
         self._earlier_seconds = saved["wall_seconds"]
 
 
@@ -258,13 +261,25 @@ def open_log(log_dir: Path) -> LogWriter:
         return LogWriter(logdir=str(log_dir), file_name=existing[-1].name if existing else "")
 
 
-def prepare_dirs(config: Config, resuming: bool, overwrite: bool) -> tuple[Path, Path]:
-    """Create `<model_dir>/<run>` and `<logdir>/<run>`, refusing to mix a new run into an old one."""
-    run_dir, log_dir = Path(config.model_dir) / config.run_name, Path(config.logdir) / config.run_name
+def run_paths(config: Config, resume: dict[str, Any] | None) -> tuple[Path, Path]:
+    """The run's checkpoint and log directories.
+
+    A resumed run stays beside its checkpoint wherever it is resumed from, and finds its logs by the path
+    from the checkpoint's directory recorded when the run began; relative paths alone would fork the run
+    when resumed from another working directory.
+    """
+    if resume is None:
+        return Path(config.model_dir) / config.run_name, Path(config.logdir) / config.run_name
+    run_dir = Path(resume["path"]).parent
+    return run_dir, Path(os.path.normpath(run_dir / resume["log_dir_from_run_dir"]))
+
+
+def prepare_dirs(run_dir: Path, log_dir: Path, resuming: bool, overwrite: bool) -> None:
+    """Create both directories, refusing to mix a new run into an old one."""
     if not resuming and not overwrite:
         for d in (run_dir, log_dir):
             if d.is_dir() and any(d.iterdir()):
-                raise UsageError(f"run {config.run_name!r} already exists in {d}; resume it with --resume "
+                raise UsageError(f"run {run_dir.name!r} already exists in {d}; resume it with --resume "
                                  f"{run_dir / CHECKPOINT_NAME}, pick another --run-name, or pass --overwrite")
     for d in (run_dir, log_dir):
         try:
@@ -278,7 +293,6 @@ def prepare_dirs(config: Config, resuming: bool, overwrite: bool) -> tuple[Path,
         for old in [*log_dir.glob("vdlrecords.*"), *run_dir.glob("*-actor*.pdparams"),
                     *run_dir.glob("*-critic*.pdparams"), run_dir / CHECKPOINT_NAME]:
             old.unlink(missing_ok=True)
-    return run_dir, log_dir
 
 
 def train(config: Config, preset: str = "tutorial", resume: dict[str, Any] | None = None, overwrite: bool = False,
@@ -298,8 +312,9 @@ def train(config: Config, preset: str = "tutorial", resume: dict[str, Any] | Non
         label = preset if preset != config.env else config.algo  # env presets are named after their env
         config = dataclasses.replace(config, run_name=f"{config.env}_{label}_s{config.seed}_{stamp}")
     set_device(config.device)
-    trainer = Trainer(config, *prepare_dirs(config, resuming=resume is not None, overwrite=overwrite),
-                      resume=resume)
+    run_dir, log_dir = run_paths(config, resume)
+    trainer = Trainer(config, run_dir, log_dir, resume=resume)  # checks env and checkpoint before any disk write
+    prepare_dirs(run_dir, log_dir, resuming=resume is not None, overwrite=overwrite)
     atomic_write(trainer.run_dir / "config.json", lambda f: f.write(json.dumps(config.to_dict(), indent=2).encode()))
     return trainer.run(stop or StopRequest())
 

@@ -1,0 +1,174 @@
+"""Whole-run speed on Pendulum-v1: env steps/s, and wall seconds until the policy is good.
+
+Two measurements, each over several seeds, all in one invocation so every figure comes from one machine
+state; medians and ratios are reported:
+
+  throughput  the tutorial preset's 200 episodes: paddle_ddpg against the straightforward port of the
+              tutorial's program (benchmarks/tutorial_port.py), env steps per second of training.
+  threshold   time to a noise-free evaluation mean of -200 or better, and the evaluation at 20000 steps:
+              paddle_ddpg's `fast` preset against Stable-Baselines3 DDPG with the rl-baselines3-zoo
+              Pendulum settings (400-300 nets, batch 256, gamma 0.98, 10k random steps, noise 0.1, 20k steps).
+              Both are evaluated every 1000 steps on the same 10 evaluation seeds; evaluation time is not
+              counted as training time.
+
+    python benchmarks/bench_train.py --seeds 0 1 2                   # both measurements
+    python benchmarks/bench_train.py --only threshold --seeds 0 1 2 3 4
+"""
+
+from __future__ import annotations
+
+import paddle_ddpg  # noqa: F401  (first, so its CPU settings apply before paddle loads)
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from paddle_ddpg.env import EVAL_STREAM, episode_seed
+
+THRESHOLD = -200.0
+BUDGET = 20_000
+EVAL_EVERY_STEPS = 1000
+EVAL_EPISODES = 10
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_json(cmd: list[str], cwd: str) -> dict[str, Any]:
+    """Run a command and parse the JSON object on its last stdout line."""
+    out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def throughput(seed: int, workdir: str) -> dict[str, Any]:
+    port = run_json([sys.executable, str(ROOT / "benchmarks" / "tutorial_port.py"), "--seed", str(seed)], workdir)
+    ours = run_json([sys.executable, "-m", "paddle_ddpg.train", "--seed", str(seed), "--eval-interval", "0",
+                     "--run-name", f"throughput_s{seed}", "--overwrite"], workdir)
+    return {"seed": seed,
+            "tutorial_port": {"steps_per_second": port["steps_per_second"], "train_seconds": port["wall_seconds"],
+                              "eval_mean": port["eval_mean"]},
+            "paddle_ddpg": {"steps_per_second": round(ours["steps"] / ours["train_seconds"], 1),
+                            "train_seconds": ours["train_seconds"], "eval_mean": round(ours["final_eval_mean"], 1)}}
+
+
+def time_to_threshold(evals: list[dict[str, float]]) -> float | None:
+    """Training seconds at the first evaluation at or above THRESHOLD (None if never)."""
+    return next((e["train_seconds"] for e in evals if e["mean"] >= THRESHOLD), None)
+
+
+def ours_threshold(seed: int, workdir: str) -> dict[str, Any]:
+    summary = run_json([sys.executable, "-m", "paddle_ddpg.train", "--preset", "fast", "--seed", str(seed),
+                        "--total-steps", str(BUDGET), "--episodes", str(BUDGET // 200),
+                        "--eval-interval", str(EVAL_EVERY_STEPS // 200), "--eval-episodes", str(EVAL_EPISODES),
+                        "--run-name", f"threshold_s{seed}", "--overwrite"], workdir)
+    return {"evals": summary["evals"], "final_eval": summary["evals"][-1]["mean"],
+            "seconds_to_threshold": time_to_threshold(summary["evals"]), "train_seconds": summary["train_seconds"],
+            "steps_per_second": round(summary["steps"] / summary["train_seconds"], 1)}
+
+
+def noise_free_return(policy: Any, env: gym.Env, seed: int) -> float:
+    """Mean return over the same evaluation seeds paddle_ddpg's evaluate() uses."""
+    returns = []
+    for i in range(EVAL_EPISODES):
+        state, _ = env.reset(seed=episode_seed(seed, EVAL_STREAM, i))
+        total, done = 0.0, False
+        while not done:
+            state, reward, terminated, truncated, _ = env.step(policy(state))
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    return float(np.mean(returns))
+
+
+def sb3_threshold(seed: int) -> dict[str, Any]:
+    import torch
+    from stable_baselines3 import DDPG
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.noise import NormalActionNoise
+
+    env, eval_env = gym.make("Pendulum-v1"), gym.make("Pendulum-v1")
+    half_range = (env.action_space.high - env.action_space.low) / 2
+    model = DDPG("MlpPolicy", env, gamma=0.98, buffer_size=200_000, learning_starts=10_000, learning_rate=1e-3,
+                 action_noise=NormalActionNoise(np.zeros(1), 0.1 * half_range), train_freq=(1, "episode"),
+                 gradient_steps=-1, policy_kwargs={"net_arch": [400, 300]}, seed=seed, device="cpu", verbose=0)
+
+    class Evaluate(BaseCallback):
+        """Noise-free evaluation every EVAL_EVERY_STEPS, with its time kept out of the training time."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.evals: list[dict[str, float]] = []
+            self.eval_seconds = 0.0
+            self.started = time.perf_counter()
+
+        def _on_step(self) -> bool:
+            if self.num_timesteps % EVAL_EVERY_STEPS == 0:
+                t = time.perf_counter()
+                mean = noise_free_return(lambda s: model.predict(s, deterministic=True)[0], eval_env, seed)
+                self.eval_seconds += time.perf_counter() - t
+                self.evals.append({"steps": self.num_timesteps, "mean": mean,
+                                   "train_seconds": round(time.perf_counter() - self.started - self.eval_seconds, 2)})
+            return True
+
+    callback = Evaluate()
+    model.learn(BUDGET, callback=callback)
+    train_seconds = time.perf_counter() - callback.started - callback.eval_seconds
+    return {"evals": callback.evals, "final_eval": callback.evals[-1]["mean"],
+            "seconds_to_threshold": time_to_threshold(callback.evals), "train_seconds": round(train_seconds, 2),
+            "steps_per_second": round(BUDGET / train_seconds, 1), "torch_threads": torch.get_num_threads()}
+
+
+def median(values: list[float | None]) -> float | None:
+    """Median, counting a run that never reached the threshold as infinitely slow."""
+    if any(v is None for v in values):
+        ordered = sorted(v if v is not None else float("inf") for v in values)
+        mid = ordered[len(ordered) // 2]
+        return None if mid == float("inf") else mid
+    return statistics.median(values)  # type: ignore[arg-type]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--only", choices=("throughput", "threshold"))
+    parser.add_argument("--out", default="benchmarks/results/train.json")
+    args = parser.parse_args()
+    results: dict[str, Any] = {"seeds": args.seeds}
+    with tempfile.TemporaryDirectory() as workdir:
+        if args.only in (None, "throughput"):
+            runs = [throughput(seed, workdir) for seed in args.seeds]
+            port = statistics.median(r["tutorial_port"]["steps_per_second"] for r in runs)
+            ours = statistics.median(r["paddle_ddpg"]["steps_per_second"] for r in runs)
+            results["throughput"] = {"runs": runs, "median_steps_per_second": {"tutorial_port": port,
+                                                                               "paddle_ddpg": ours},
+                                     "speedup": round(ours / port, 2)}
+            print(f"tutorial preset, 200 episodes: paddle_ddpg {ours:.0f} steps/s, tutorial port {port:.0f} "
+                  f"steps/s: {ours / port:.2f}x")
+        if args.only in (None, "threshold"):
+            runs = [{"seed": seed, "paddle_ddpg": ours_threshold(seed, workdir), "sb3": sb3_threshold(seed)}
+                    for seed in args.seeds]
+            summary = {name: {"median_seconds_to_threshold": median([r[name]["seconds_to_threshold"] for r in runs]),
+                              "median_final_eval": statistics.median(r[name]["final_eval"] for r in runs),
+                              "mean_final_eval": statistics.fmean(r[name]["final_eval"] for r in runs),
+                              "median_steps_per_second": statistics.median(r[name]["steps_per_second"] for r in runs)}
+                       for name in ("paddle_ddpg", "sb3")}
+            results["threshold"] = {"runs": runs, "summary": summary}
+            for name, s in summary.items():
+                print(f"{name:>11}: to {THRESHOLD:.0f} in {s['median_seconds_to_threshold']} s (median), eval at "
+                      f"{BUDGET} steps {s['median_final_eval']:.1f} (median), {s['median_steps_per_second']} steps/s")
+            per_seed = [(r["seed"], r["paddle_ddpg"]["final_eval"], r["sb3"]["final_eval"]) for r in runs]
+            print("final eval per seed (seed, paddle_ddpg, sb3):", [(s, round(a, 1), round(b, 1)) for s, a, b in per_seed])
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""Shared helpers for the end-to-end tests: running the CLIs as real processes and reading what they leave.
+
+The CLI tests train for a few hundred steps at most (tiny episodes, learning after 64 transitions), so one
+run costs about as much as starting Python and importing Paddle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from visualdl import LogReader
+
+# A short training run: 3 episodes of 50 steps, learning from step 65 on, every episode logged and
+# checkpointed. Tests add --run-name, --seed, --eval-interval as they need.
+TINY = ["--episodes", "3", "--max-episode-steps", "50", "--learning-starts", "64", "--batch-size", "16",
+        "--eval-interval", "0", "--eval-episodes", "2", "--log-interval", "1"]
+
+CLI_TIMEOUT = 180  # seconds; a tiny run takes a few seconds, this only guards against a hang
+
+_WARNING_LINE = re.compile(r"^\S.*:\d+: \w*Warning: ")
+_EPOCH_LINE = re.compile(r"^Epoch:(\d+), episode reward is (\S+)")
+
+
+def cli_env() -> dict[str, str]:
+    """The current environment with unbuffered output, so a reader sees each line as it is printed."""
+    return {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def run_cli(module: str, *args: str, cwd: Path, timeout: float = CLI_TIMEOUT) -> subprocess.CompletedProcess[str]:
+    """`python -m paddle_ddpg.<module> args...` in `cwd`, output captured as text."""
+    return subprocess.run([sys.executable, "-m", f"paddle_ddpg.{module}", *args], cwd=cwd, env=cli_env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def last_json(stdout: str) -> dict[str, Any]:
+    """The JSON object both CLIs print as their last stdout line."""
+    lines = [line for line in stdout.splitlines() if line.strip()]
+    assert lines, "no output on stdout"
+    return json.loads(lines[-1])
+
+
+def epoch_rewards(stdout: str) -> dict[int, float]:
+    """Episode index -> reward from the tutorial's 'Epoch:N, episode reward is R' lines."""
+    return {int(m.group(1)): float(m.group(2)) for line in stdout.splitlines() if (m := _EPOCH_LINE.match(line))}
+
+
+def error_lines(stderr: str) -> list[str]:
+    """stderr lines that are not Python warnings (a warning is a 'file:line: XWarning: ...' line and the
+    indented source line after it)."""
+    out, in_warning = [], False
+    for line in stderr.splitlines():
+        if _WARNING_LINE.match(line):
+            in_warning = True
+            continue
+        if in_warning and line.startswith(" "):
+            continue
+        in_warning = False
+        if line.strip():
+            out.append(line)
+    return out
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file and directory under `root`: files map to their sha256, directories to '<dir>'."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = str(p.relative_to(root))
+        out[rel] = "<dir>" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def record_file(log_dir: Path) -> Path:
+    """The one VisualDL record file of a run's log directory."""
+    files = sorted(log_dir.glob("vdlrecords.*.log"))
+    assert len(files) == 1, f"expected one VisualDL record file in {log_dir}, found {[f.name for f in files]}"
+    return files[0]
+
+
+def scalars(record: Path, tag: str) -> list[tuple[int, float]]:
+    """(step, value) points of one scalar tag, as VisualDL's own reader sees them."""
+    reader = LogReader(file_path=str(record))
+    return [(int(r.id), float(r.value)) for r in reader.get_data("scalar", tag)]
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """A finished tiny run: `root` is the working directory holding model/<name> and logs/<name>."""
+
+    root: Path
+    name: str
+    summary: dict[str, Any]
+    stdout: str
+
+    @property
+    def run_dir(self) -> Path:
+        return self.root / "model" / self.name
+
+    @property
+    def log_dir(self) -> Path:
+        return self.root / "logs" / self.name
+
+
+BASE_ARGS = [*TINY, "--eval-interval", "2", "--seed", "0", "--run-name", "base"]
+
+
+@pytest.fixture(scope="session")
+def base_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
+    """One tiny Pendulum run shared by the read-only end-to-end tests (copy it before changing anything)."""
+    root = tmp_path_factory.mktemp("base_run")
+    result = run_cli("train", *BASE_ARGS, cwd=root)
+    assert result.returncode == 0, result.stderr
+    return TrainedRun(root, "base", last_json(result.stdout), result.stdout)
+
+
+@pytest.fixture
+def base_copy(base_run: TrainedRun, tmp_path: Path) -> TrainedRun:
+    """A private copy of the shared run, for tests that may (or must not) change it."""
+    root = tmp_path / "work"
+    shutil.copytree(base_run.root, root)
+    return TrainedRun(root, base_run.name, base_run.summary, base_run.stdout)

@@ -1,0 +1,230 @@
+"""Config: the tutorial preset, one flag per field, preset < file < flags, and one-sentence errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from paddle_ddpg.config import PRESETS, Config, UsageError, resolve_config
+from paddle_ddpg.env import make_env
+from paddle_ddpg.train import build_parser
+
+
+def _resolve(*argv: str) -> Config:
+    return resolve_config(build_parser().parse_args(list(argv)))
+
+
+def _episode_length(config: Config) -> int:
+    """Steps until the env made with the config's step limit truncates an episode."""
+    env = make_env(config.env, config.max_episode_steps)
+    try:
+        env.reset(seed=0)
+        for step in range(1, 10_000):
+            if any(env.step(env.action_space.sample())[2:4]):
+                return step
+        raise AssertionError("episode never ended")
+    finally:
+        env.close()
+
+
+def _write(path: Path, values: Any) -> str:
+    path.write_text(json.dumps(values))
+    return str(path)
+
+
+def test_tutorial_preset_holds_the_tutorials_values() -> None:
+    """Section 四 of the tutorial, hyperparameter for hyperparameter; the default run is the tutorial's."""
+    c = PRESETS["tutorial"]
+    assert (c.lr_actor, c.lr_critic) == (1e-5, 3e-5)
+    assert (c.gamma, c.tau) == (0.99, 0.001)
+    assert (c.batch_size, c.memory_size, c.learning_starts, c.explore) == (32, 50000, 1280, 50000)
+    assert c.noise == "gaussian" and c.noise_std == 0.2
+    assert c.episodes == 200
+    assert _episode_length(c) == 200  # the tutorial's `for time_step in range(200)`
+    assert (c.reward_offset, c.reward_scale) == (8.1, 8.1)
+    assert c.actor_hidden == (256, 128) and c.critic_hidden == (256, 128)
+    assert c.save_interval == 200 and c.log_interval == 10
+    assert c.env == "Pendulum-v1"
+    assert c == Config()
+    assert _resolve() == c  # no flags: the tutorial preset
+
+
+# A valid value different from the tutorial's for every field, and the flags that set it.
+NON_DEFAULTS: dict[str, tuple[list[str], Any]] = {
+    "env": (["--env", "MountainCarContinuous-v0"], "MountainCarContinuous-v0"),
+    "episodes": (["--episodes", "7"], 7),
+    "total_steps": (["--total-steps", "5000"], 5000),
+    "max_episode_steps": (["--max-episode-steps", "100"], 100),
+    "seed": (["--seed", "42"], 42),
+    "device": (["--device", "gpu"], "gpu"),
+    "logdir": (["--logdir", "runs/vdl"], "runs/vdl"),
+    "model_dir": (["--model-dir", "ckpt"], "ckpt"),
+    "run_name": (["--run-name", "mine"], "mine"),
+    "actor_hidden": (["--actor-hidden", "64", "64"], (64, 64)),
+    "critic_hidden": (["--critic-hidden", "32", "16", "8"], (32, 16, 8)),
+    "algo": (["--algo", "td3"], "td3"),
+    "policy_delay": (["--policy-delay", "3"], 3),
+    "target_noise": (["--target-noise", "0.1"], 0.1),
+    "target_noise_clip": (["--target-noise-clip", "0.3"], 0.3),
+    "lr_actor": (["--lr-actor", "1e-4"], 1e-4),
+    "lr_critic": (["--lr-critic", "2e-3"], 2e-3),
+    "gamma": (["--gamma", "0.95"], 0.95),
+    "tau": (["--tau", "0.005"], 0.005),
+    "batch_size": (["--batch-size", "64"], 64),
+    "memory_size": (["--memory-size", "1000"], 1000),
+    "learning_starts": (["--learning-starts", "100"], 100),
+    "random_steps": (["--random-steps", "500"], 500),
+    "reward_offset": (["--reward-offset", "0"], 0.0),
+    "reward_scale": (["--reward-scale", "1"], 1.0),
+    "noise": (["--noise", "ou"], "ou"),
+    "noise_std": (["--noise-std", "0.3"], 0.3),
+    "ou_theta": (["--ou-theta", "0.2"], 0.2),
+    "explore": (["--explore", "1000"], 1000),
+    "epsilon_min": (["--epsilon-min", "0.05"], 0.05),
+    "log_interval": (["--log-interval", "1"], 1),
+    "save_interval": (["--save-interval", "5"], 5),
+    "eval_interval": (["--eval-interval", "0"], 0),
+    "eval_episodes": (["--eval-episodes", "3"], 3),
+}
+
+
+def test_every_field_has_a_test_value() -> None:
+    """Keeps the flag tests below complete when a field is added."""
+    assert set(NON_DEFAULTS) == {f.name for f in dataclasses.fields(Config)}
+
+
+@pytest.mark.parametrize("name", sorted(NON_DEFAULTS))
+def test_each_flag_sets_its_field_only(name: str) -> None:
+    """`--lr-actor 1e-4` sets lr_actor and nothing else; the value arrives with the field's type."""
+    argv, expected = NON_DEFAULTS[name]
+    config = resolve_config(build_parser().parse_args(argv))
+    assert getattr(config, name) == expected
+    assert type(getattr(config, name)) is type(expected)
+    others = {k: v for k, v in config.to_dict().items() if k != name}
+    assert others == {k: v for k, v in Config().to_dict().items() if k != name}
+
+
+def test_all_flags_together() -> None:
+    """All flags at once give exactly the expected Config."""
+    argv = [arg for flags, _ in NON_DEFAULTS.values() for arg in flags]
+    assert _resolve(*argv) == Config(**{k: v for k, (_, v) in NON_DEFAULTS.items()})
+
+
+def test_precedence_preset_then_file_then_flags(tmp_path: Path) -> None:
+    """The file overrides the preset, a flag overrides the file, and untouched fields keep the preset's."""
+    path = _write(tmp_path / "run.json", {"lr_actor": 2e-4, "batch_size": 64, "actor_hidden": [32, 32]})
+    config = _resolve("--preset", "fast", "--config", path, "--batch-size", "128")
+    fast = PRESETS["fast"]
+    assert config.lr_actor == 2e-4  # file over preset
+    assert config.batch_size == 128  # flag over file
+    assert config.actor_hidden == (32, 32)  # file, list -> tuple
+    assert config.lr_critic == fast.lr_critic and config.tau == fast.tau  # preset
+    assert config.lr_critic != Config().lr_critic  # ... and not the tutorial's
+
+
+def test_run_config_json_reads_back_unchanged(tmp_path: Path) -> None:
+    """`--config model/<run>/config.json` repeats a run: to_dict() written as JSON resolves to the same Config."""
+    original = Config(**{k: v for k, (_, v) in NON_DEFAULTS.items()})
+    path = _write(tmp_path / "config.json", original.to_dict())
+    assert _resolve("--config", path) == original
+
+
+def test_config_is_usable_from_python() -> None:
+    """Config(episodes=50) works as in the README and is immutable (one object shared by all code)."""
+    config = Config(episodes=50, lr_actor=1e-4)
+    assert config.episodes == 50 and config.lr_actor == 1e-4 and config.tau == 0.001
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.episodes = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--lr-actor", "0"], "lr_actor"),
+    (["--lr-actor=-1e-4"], "lr_actor"),
+    (["--lr-critic", "0"], "lr_critic"),
+    (["--tau", "0"], "tau"),
+    (["--tau", "1.5"], "tau"),
+    (["--tau", "nan"], "tau"),
+    (["--gamma", "1.5"], "gamma"),
+    (["--gamma", "-0.1"], "gamma"),
+    (["--batch-size", "64", "--memory-size", "32"], "batch_size"),
+    (["--batch-size", "0"], "batch_size"),
+    (["--episodes", "0"], "episodes"),
+    (["--episodes", "-3"], "episodes"),
+    (["--memory-size", "0"], "memory_size"),
+    (["--reward-scale", "0"], "reward_scale"),
+    (["--noise-std", "-0.1"], "noise_std"),
+    (["--explore", "0"], "explore"),
+    (["--epsilon-min", "1.5"], "epsilon_min"),
+    (["--actor-hidden", "64", "0"], "actor_hidden"),
+    (["--log-interval", "0"], "log_interval"),
+    (["--eval-episodes", "0"], "eval_episodes"),
+    (["--run-name", "a/b"], "run_name"),
+    (["--preset", "nope"], "preset"),
+])
+def test_bad_values_raise_usage_error(argv: list[str], message: str) -> None:
+    """Values that would crash later or train nonsense are refused up front, naming the setting."""
+    with pytest.raises(UsageError, match=message):
+        _resolve(*argv)
+
+
+def test_tau_one_and_gamma_bounds_are_allowed() -> None:
+    """The edges of the documented ranges are valid: tau 1 (hard update), gamma 0 and 1."""
+    assert _resolve("--tau", "1").tau == 1.0
+    assert _resolve("--gamma", "0").gamma == 0.0
+    assert _resolve("--gamma", "1").gamma == 1.0
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"lr_actr": 1e-4}, "unknown key 'lr_actr'"),
+    ({"batch_size": "32"}, "batch_size must be an integer"),
+    ({"episodes": 5.0}, "episodes must be an integer"),
+    ({"episodes": True}, "episodes must be an integer"),
+    ({"lr_actor": "fast"}, "lr_actor must be a number"),
+    ({"lr_actor": False}, "lr_actor must be a number"),
+    ({"actor_hidden": [64, "x"]}, "actor_hidden must be a list of integers"),
+    ({"actor_hidden": 64}, "actor_hidden must be a list of integers"),
+    ({"env": None}, "env must be a string"),
+    ({"tau": 2.0}, "tau must be in"),  # well-typed but out of range: validated like a flag
+])
+def test_bad_config_file_contents(tmp_path: Path, values: dict[str, Any], message: str) -> None:
+    """Unknown keys (typos) and wrong types in a --config file are refused with the key named."""
+    path = _write(tmp_path / "bad.json", values)
+    with pytest.raises(UsageError, match=message):
+        _resolve("--config", path)
+
+
+def test_config_file_ints_are_accepted_as_floats(tmp_path: Path) -> None:
+    """JSON has one number type: `"gamma": 1` is a valid float setting."""
+    path = _write(tmp_path / "ok.json", {"gamma": 1, "reward_offset": 0})
+    config = _resolve("--config", path)
+    assert config.gamma == 1.0 and isinstance(config.gamma, float)
+    assert config.reward_offset == 0.0 and isinstance(config.reward_offset, float)
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="config file not found"):
+        _resolve("--config", str(tmp_path / "nope.json"))
+
+
+@pytest.mark.parametrize("text", ['{"lr_actor": 1e-4,', "lr_actor = 1e-4", ""])
+def test_unparsable_config_file(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text(text)
+    with pytest.raises(UsageError, match="not valid JSON"):
+        _resolve("--config", str(path))
+
+
+def test_config_file_must_be_an_object(tmp_path: Path) -> None:
+    path = _write(tmp_path / "list.json", [1, 2])
+    with pytest.raises(UsageError, match="JSON object"):
+        _resolve("--config", path)
+
+
+def test_config_file_that_is_a_directory(tmp_path: Path) -> None:
+    """An unreadable path (here a directory) is a usage error too, not an IsADirectoryError traceback."""
+    with pytest.raises(UsageError, match="config"):
+        _resolve("--config", str(tmp_path))

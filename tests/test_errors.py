@@ -1,0 +1,244 @@
+"""End to end: every user mistake gets exit status 2, one line on stderr, no traceback, and leaves the
+files already on disk exactly as they were; a diverging run stops with status 1 and a good checkpoint."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import paddle
+import pytest
+
+from conftest import TINY, TrainedRun, error_lines, record_file, run_cli, scalars, snapshot
+from paddle_ddpg.checkpoint import load_checkpoint
+
+
+def _assert_usage_error(result: subprocess.CompletedProcess[str], *needles: str) -> str:
+    """Exit 2, no traceback, exactly one (non-warning) stderr line that contains every needle."""
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = error_lines(result.stderr)
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert len(lines) == 1, lines
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+def _write_bad_config(root: Path, kind: str) -> str:
+    path = root / f"{kind}.json"
+    if kind == "unparsable":
+        path.write_text('{"lr_actor": 1e-4,')
+    elif kind == "unknown_key":
+        path.write_text('{"lr_actr": 1e-4}')
+    elif kind == "wrong_type":
+        path.write_text('{"batch_size": "32"}')
+    return str(path.relative_to(root))
+
+
+# (extra train arguments, text the one error line must contain)
+TRAIN_USAGE_ERRORS = {
+    "unknown env": (["--env", "Pendulum-v0"], ["Pendulum-v1"]),
+    "discrete actions": (["--env", "CartPole-v1"], ["CartPole-v1", "Discrete"]),
+    "lr_actor zero": (["--lr-actor", "0"], ["lr_actor"]),
+    "lr_critic negative": (["--lr-critic=-1e-3"], ["lr_critic"]),
+    "tau zero": (["--tau", "0"], ["tau"]),
+    "tau above one": (["--tau", "1.5"], ["tau"]),
+    "gamma above one": (["--gamma", "1.5"], ["gamma"]),
+    "batch above memory": (["--batch-size", "64", "--memory-size", "32"], ["batch_size", "memory_size"]),
+    "zero episodes": (["--episodes", "0"], ["episodes"]),
+    "unknown preset": (["--preset", "nope"], ["nope"]),
+    "not an integer": (["--episodes", "1.5"], ["--episodes"]),
+    "unknown flag": (["--lr-actr", "1e-4"], ["--lr-actr"]),
+    "missing config file": (["--config", "nope.json"], ["nope.json"]),
+    "unparsable config file": (["--config", "@unparsable"], ["not valid JSON"]),
+    "unknown key in config file": (["--config", "@unknown_key"], ["lr_actr"]),
+    "wrong type in config file": (["--config", "@wrong_type"], ["batch_size"]),
+    "resume missing checkpoint": (["--resume", "model/base/nope.pdckpt"], ["nope.pdckpt"]),
+    "existing run name": (["--run-name", "base"], ["base", "--resume", "--overwrite"]),
+}
+
+
+@pytest.mark.parametrize("case", list(TRAIN_USAGE_ERRORS))
+def test_train_usage_errors(base_copy: TrainedRun, case: str) -> None:
+    """Each mistake is named on one line with status 2; the existing run's files are byte-for-byte
+    unchanged, and (as the README promises) nothing else appears on disk either."""
+    args, needles = TRAIN_USAGE_ERRORS[case]
+    root = base_copy.root
+    args = [_write_bad_config(root, a[1:]) if a.startswith("@") else a for a in args]
+    before = snapshot(root)
+    run_name = [] if "--run-name" in args else ["--run-name", "new"]
+    result = run_cli("train", *TINY, *run_name, *args, cwd=root)
+    _assert_usage_error(result, *needles)
+    after = snapshot(root)
+    assert {k: after.get(k) for k in before} == before, "pre-existing files changed"
+    assert sorted(set(after) - set(before)) == [], "a rejected command created files or directories"
+
+
+def _truncated_checkpoint(run: TrainedRun) -> str:
+    source = run.run_dir / "checkpoint.pdckpt"
+    target = run.root / "truncated.pdckpt"
+    target.write_bytes(source.read_bytes()[: source.stat().st_size // 2])
+    return target.name
+
+
+def _random_bytes(run: TrainedRun) -> str:
+    target = run.root / "random.pdckpt"
+    target.write_bytes(np.random.default_rng(0).integers(0, 256, 100_000, dtype=np.uint8).tobytes())
+    return target.name
+
+
+@pytest.mark.parametrize("make, needle", [(_truncated_checkpoint, "corrupt"), (_random_bytes, "random.pdckpt")])
+def test_resume_from_a_bad_checkpoint(base_copy: TrainedRun, make: Callable[[TrainedRun], str], needle: str) -> None:
+    path = make(base_copy)
+    before = snapshot(base_copy.root)
+    result = run_cli("train", "--resume", path, cwd=base_copy.root)
+    _assert_usage_error(result, needle)
+    assert snapshot(base_copy.root) == before
+
+
+@pytest.mark.parametrize("make, needle", [(_truncated_checkpoint, "corrupt"), (_random_bytes, "random.pdckpt")])
+def test_evaluate_a_bad_checkpoint(base_copy: TrainedRun, make: Callable[[TrainedRun], str], needle: str) -> None:
+    path = make(base_copy)
+    before = snapshot(base_copy.root)
+    result = run_cli("evaluate", "--checkpoint", path, "--episodes", "1", cwd=base_copy.root)
+    _assert_usage_error(result, needle)
+    assert snapshot(base_copy.root) == before
+
+
+def test_evaluate_missing_checkpoint(tmp_path: Path) -> None:
+    result = run_cli("evaluate", "--checkpoint", "model/nothing", cwd=tmp_path)
+    _assert_usage_error(result, "model/nothing")
+
+
+def test_evaluate_zero_episodes(base_copy: TrainedRun) -> None:
+    result = run_cli("evaluate", "--checkpoint", "model/base", "--episodes", "0", cwd=base_copy.root)
+    _assert_usage_error(result, "episodes")
+
+
+def test_evaluate_on_an_env_of_other_sizes(base_copy: TrainedRun) -> None:
+    """A Pendulum checkpoint (observation 3) on MountainCarContinuous (observation 2) is refused by a
+    sentence naming both envs, not a matmul shape error."""
+    before = snapshot(base_copy.root)
+    result = run_cli("evaluate", "--checkpoint", "model/base", "--env", "MountainCarContinuous-v0",
+                     "--episodes", "1", cwd=base_copy.root)
+    _assert_usage_error(result, "Pendulum-v1", "MountainCarContinuous-v0")
+    assert snapshot(base_copy.root) == before
+
+
+def test_evaluate_a_critic_file_as_an_actor(base_copy: TrainedRun) -> None:
+    """ddpg-critic*.pdparams has the actor's keys but a (257, 128) fc2: loading it as an actor must be
+    refused, not run with fc2 silently left at random initial weights."""
+    result = run_cli("evaluate", "--checkpoint", "model/base/ddpg-critic2.pdparams", "--episodes", "1",
+                     cwd=base_copy.root)
+    _assert_usage_error(result)
+
+
+def test_resume_on_another_env_is_refused(base_copy: TrainedRun) -> None:
+    before = snapshot(base_copy.root)
+    result = run_cli("train", "--resume", "model/base/checkpoint.pdckpt", "--env", "MountainCarContinuous-v0",
+                     cwd=base_copy.root)
+    _assert_usage_error(result, "env")
+    assert snapshot(base_copy.root) == before
+
+
+def test_resume_with_other_network_sizes_is_refused(base_copy: TrainedRun) -> None:
+    before = snapshot(base_copy.root)
+    result = run_cli("train", "--resume", "model/base", "--actor-hidden", "64", "64", cwd=base_copy.root)
+    _assert_usage_error(result, "actor_hidden")
+    assert snapshot(base_copy.root) == before
+
+
+def _directory_is_writable(path: Path) -> bool:
+    probe = path / ".probe"
+    try:
+        probe.touch()
+    except OSError:
+        return False
+    probe.unlink()
+    return True
+
+
+def test_model_dir_without_write_permission(base_copy: TrainedRun) -> None:
+    """A read-only --model-dir is reported before training, not after the first episode's save fails."""
+    locked = base_copy.root / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if _directory_is_writable(locked):
+            pytest.skip("running as root: a 0o500 directory is still writable (see the next test)")
+        before = snapshot(base_copy.root)
+        result = run_cli("train", *TINY, "--run-name", "new", "--model-dir", "locked", cwd=base_copy.root)
+        _assert_usage_error(result, "cannot write")
+        assert snapshot(base_copy.root) == before
+    finally:
+        locked.chmod(0o700)
+
+
+def test_model_dir_under_a_regular_file(base_copy: TrainedRun) -> None:
+    """A --model-dir below an existing regular file cannot be created by anyone, root included."""
+    blocker = base_copy.root / "blocker"
+    blocker.write_text("a file, not a directory")
+    before = snapshot(base_copy.root)
+    result = run_cli("train", *TINY, "--run-name", "new", "--model-dir", "blocker/models", cwd=base_copy.root)
+    _assert_usage_error(result, "cannot write", "blocker")
+    assert {k: v for k, v in snapshot(base_copy.root).items() if k in before} == before
+
+
+def test_existing_run_is_kept_and_overwrite_replaces_it(base_copy: TrainedRun) -> None:
+    """Without --overwrite an existing run name is refused and its files stay; with --overwrite the old
+    run's snapshots, checkpoint and VisualDL record are replaced by the new run's."""
+    before = snapshot(base_copy.root)
+    refused = run_cli("train", *TINY, "--run-name", "base", "--episodes", "2", cwd=base_copy.root)
+    _assert_usage_error(refused, "already exists")
+    assert snapshot(base_copy.root) == before
+
+    result = run_cli("train", *TINY, "--run-name", "base", "--episodes", "2", "--overwrite", cwd=base_copy.root)
+    assert result.returncode == 0, result.stderr
+    names = sorted(p.name for p in base_copy.run_dir.iterdir())
+    assert names == ["checkpoint.pdckpt", "config.json", "ddpg-actor0.pdparams", "ddpg-actor1.pdparams",
+                     "ddpg-critic0.pdparams", "ddpg-critic1.pdparams"]  # the old ddpg-*2 files are gone
+    assert load_checkpoint(base_copy.run_dir / "checkpoint.pdckpt")["episode"] == 2
+    assert [s for s, _ in scalars(record_file(base_copy.log_dir), "episode reward")] == [0, 1]
+
+
+def test_overwrite_with_a_bad_env_keeps_the_old_run(base_copy: TrainedRun) -> None:
+    """`--overwrite` must only replace a run once the new one can start: an unknown env id rejected with
+    status 2 must not have deleted the old run's checkpoints and logs first."""
+    before = snapshot(base_copy.root)
+    result = run_cli("train", *TINY, "--run-name", "base", "--overwrite", "--env", "Pendulum-v0",
+                     cwd=base_copy.root)
+    _assert_usage_error(result, "Pendulum-v1")
+    after = snapshot(base_copy.root)
+    assert sorted(set(before) - set(after)) == [], "files of the old run were deleted"
+    assert after == before
+
+
+def test_non_finite_loss_stops_with_status_1_and_keeps_the_good_checkpoint(tmp_path: Path) -> None:
+    """--reward-offset 1e39 makes stored rewards about 1.2e38, whose squared TD error is inf in float32.
+    Learning starts in episode 1, after the checkpoint of episode 0 was written: the run must stop with
+    status 1 and one line naming the learn step, and leave that checkpoint loadable and finite."""
+    result = run_cli("train", *TINY, "--run-name", "nan", "--reward-offset", "1e39", cwd=tmp_path)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 1, (result.returncode, result.stderr)
+    lines = error_lines(result.stderr)
+    assert len(lines) == 1, lines
+    assert re.search(r"learn step \d+", lines[0]) and "diverged" in lines[0], lines[0]
+
+    run_dir = tmp_path / "model" / "nan"
+    saved = load_checkpoint(run_dir / "checkpoint.pdckpt")
+    assert saved["episode"] == 1  # written after episode 0, before any learning
+    for net in ("actor", "critic", "actor_target", "critic_target"):
+        assert all(np.isfinite(v).all() for v in saved["agent"][net].values()), net
+    snapshot0 = paddle.load(str(run_dir / "ddpg-actor0.pdparams"))
+    assert all(np.isfinite(np.asarray(v)).all() for v in snapshot0.values())
+    assert sorted(p.name for p in run_dir.glob("ddpg-actor*")) == ["ddpg-actor0.pdparams"]
+
+
+def test_tiny_run_learns_after_the_first_episode() -> None:
+    """The divergence test relies on learning starting in episode 1 (50 steps < 64 transitions)."""
+    steps = int(TINY[TINY.index("--max-episode-steps") + 1])
+    starts = int(TINY[TINY.index("--learning-starts") + 1])
+    assert steps < starts < 2 * steps
