@@ -24,6 +24,8 @@ def _use_mkl_avx2_on_amd() -> None:
 
 
 _use_mkl_avx2_on_amd()
+# Paddle's C++ side logs informational lines (e.g. when running an exported program) on stderr.
+os.environ.setdefault("GLOG_minloglevel", "1")
 # Paddle warns about a C++ extension cache on every import; nothing here builds extensions, and the noise
 # would bury the one-line errors the CLIs promise.
 warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)

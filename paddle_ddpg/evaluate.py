@@ -84,6 +84,10 @@ def load_actor(path: str, env_id: str | None = None, render_mode: str | None = N
         shapes = [tuple(weights[f"fc{i}.weight"].shape) for i in range(1, len(weights) // 2 + 1)]
     except KeyError:
         raise UsageError(f"{file} does not hold actor weights (fc1.weight, ...)") from None
+    if any(prev[1] != nxt[0] for prev, nxt in zip(shapes, shapes[1:])):
+        # A critic's second layer also takes the action, so its sizes do not chain; Paddle would load the
+        # rest and leave that layer random with only a warning.
+        raise UsageError(f"{file} does not hold actor weights (layer sizes {shapes} do not chain)")
     env = make_env(env_id, run_config.get("max_episode_steps", 0) if env_id == trained_on else 0,
                    render_mode=render_mode)
     check_dims(env_id, trained_on or env_id, shapes[0][0], shapes[-1][1], env)
@@ -122,8 +126,8 @@ def _load_exported(prefix: str, env_id: str | None, render_mode: str | None) -> 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m paddle_ddpg.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True,
-                        help=f"a {CHECKPOINT_NAME}, a ddpg-actor<episode>.pdparams, a run directory (its {CHECKPOINT_NAME}), "
-                             "or the PREFIX (or PREFIX.json) of a model written by paddle_ddpg.export")
+                        help=f"a {CHECKPOINT_NAME}, a ddpg-actor<episode>.pdparams, a run directory (its "
+                             f"{CHECKPOINT_NAME}), or the PREFIX (or PREFIX.json) of a paddle_ddpg.export model")
     parser.add_argument("--env", default=None, help="environment id (default: the one the checkpoint trained on)")
     parser.add_argument("--episodes", type=int, default=10, help="evaluation episodes (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the evaluation resets (default 0)")

@@ -40,21 +40,22 @@ def export_actor(actor: Actor, path_prefix: str | Path, env_id: str | None = Non
     prefix = str(path_prefix)
     state_dim, action_dim = actor.fcs[0].weight.shape[0], actor.fcs[-1].weight.shape[1]
     try:
+        Path(prefix).parent.mkdir(parents=True, exist_ok=True)
         paddle.jit.save(actor, prefix,
                         input_spec=[paddle.static.InputSpec([None, state_dim], "float32", name="state")])
         meta = {"format": FORMAT, "env": env_id, "max_episode_steps": max_episode_steps, "state_dim": state_dim,
                 "action_dim": action_dim, "action_low": actor.action_low.numpy().tolist(),
                 "action_high": actor.action_high.numpy().tolist()}
         Path(prefix + META_SUFFIX).write_text(json.dumps(meta, indent=2) + "\n")
-    except OSError as exc:
-        raise UsageError(f"cannot write the exported model to {prefix}: {exc.strerror}") from None
+    except (OSError, RuntimeError) as exc:  # Paddle reports a file it cannot open as a RuntimeError
+        raise UsageError(f"cannot write the exported model to {prefix}: {error_summary(exc)}") from None
     program = program_file(prefix)
     assert program is not None, f"paddle.jit.save wrote no program file for {prefix}"
     return [program, Path(prefix + PARAMS_SUFFIX), Path(prefix + META_SUFFIX)]
 
 
 def program_file(prefix: str) -> Path | None:
-    """The program file of an export at `prefix`, if there is one (a PIR one first: Paddle 3 loads it first)."""
+    """The program file of an export at `prefix`, if there is one."""
     return next((Path(prefix + s) for s in PROGRAM_SUFFIXES if Path(prefix + s).is_file()), None)
 
 
@@ -121,6 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if exported_prefix(args.checkpoint) is not None:
+            raise UsageError(f"{args.checkpoint} is an exported model already; export a checkpoint")
         actor, env = load_actor(args.checkpoint, args.env)
         env.close()
         files = export_actor(actor, args.output, env.spec.id, env.spec.max_episode_steps or 0)

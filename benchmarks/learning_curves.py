@@ -1,0 +1,316 @@
+"""Learning curves over seeds: noise-free evaluation return against env steps, paddle_ddpg and optionally SB3.
+
+Each seed trains with `paddle_ddpg.train.train` (one run after another) and keeps the run's evaluations
+(every --eval-interval episodes, plus one at the end). With --sb3, Stable-Baselines3's DDPG or TD3 trains
+on the same budget with the preset's hyperparameters and is evaluated on the same reset seeds at the same
+env steps. Writes <out-dir>/<name>.png (mean over seeds with a 95% Student-t confidence band), <name>.md
+(final evaluation per seed, mean +- std, wall seconds) and <name>.json (every number behind them).
+
+    python benchmarks/learning_curves.py --preset Pendulum-v1 --seeds 0 1 2 3 4 --sb3
+    python benchmarks/learning_curves.py --preset Pendulum-v1 --seeds 0 1 --total-steps 2000 \\
+        --set actor_hidden=[64,64] --set critic_hidden=[64,64] --out-dir /tmp/curves     # a smoke test
+"""
+
+from __future__ import annotations
+
+import paddle_ddpg  # noqa: F401  (first, so its CPU settings apply before paddle loads)
+
+import argparse
+import dataclasses
+import json
+import math
+import platform
+import shlex
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import matplotlib
+import numpy as np
+import paddle
+
+from paddle_ddpg.config import PRESETS, Config, Parser, UsageError
+from paddle_ddpg.env import EVAL_STREAM, episode_seed, make_env
+from paddle_ddpg.train import train
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+CONFIDENCE = 0.95
+
+
+@dataclass
+class Run:
+    """One seed's learning curve: evaluation means at env steps, and its time (train = wall - evaluation)."""
+
+    seed: int
+    steps: list[int]
+    means: list[float]
+    wall_seconds: float
+    train_seconds: float
+
+
+def run_paddle(config: Config, preset: str, seed: int) -> Run:
+    """Train one seed; checkpoints and logs go to a temporary directory, only the curve is kept."""
+    with tempfile.TemporaryDirectory() as tmp:
+        run_config = dataclasses.replace(config, seed=seed, logdir=tmp, model_dir=tmp, run_name=f"s{seed}")
+        summary = train(run_config, preset=preset)
+    evals = summary["evals"]
+    return Run(seed, [e["steps"] for e in evals], [e["mean"] for e in evals], summary["wall_seconds"],
+               evals[-1]["train_seconds"])
+
+
+def sb3_settings(config: Config) -> tuple[dict[str, Any], list[str]]:
+    """SB3 constructor arguments equivalent to `config`, and the differences that remain, in words.
+
+    SB3 adds exploration noise to actions rescaled to [-1, 1], so its sigma is noise_std itself: the same
+    noise_std * half-range in env units that paddle_ddpg draws.
+    """
+    if config.noise != "gaussian":
+        raise UsageError("--sb3 compares Gaussian exploration noise only; this preset uses " + config.noise)
+    if config.lr_actor != config.lr_critic:
+        raise UsageError(f"SB3 takes one learning rate; the preset has lr_actor {config.lr_actor} and lr_critic "
+                         f"{config.lr_critic} (make them equal with --set)")
+    kwargs: dict[str, Any] = dict(
+        learning_rate=config.lr_actor, buffer_size=config.memory_size, learning_starts=config.learning_starts,
+        batch_size=config.batch_size, tau=config.tau, gamma=config.gamma, train_freq=1, gradient_steps=1,
+        policy_kwargs=dict(net_arch=dict(pi=list(config.actor_hidden), qf=list(config.critic_hidden))))
+    if config.algo == "td3":
+        kwargs.update(policy_delay=config.policy_delay, target_policy_noise=config.target_noise,
+                      target_noise_clip=config.target_noise_clip)
+    notes = ["SB3's critic takes the action at its input layer; paddle_ddpg's joins it after the first layer "
+             "(the tutorial's critic)", "SB3's networks see actions rescaled to [-1, 1]; paddle_ddpg's env-scale "
+             "actions", "SB3 resets its training env with its own seeds; evaluation resets are shared"]
+    if config.random_steps != config.learning_starts:
+        notes.append(f"SB3 acts at random for its first learning_starts ({config.learning_starts}) steps; "
+                     f"paddle_ddpg for random_steps ({config.random_steps})")
+    if config.epsilon_min < 1:
+        notes.append("paddle_ddpg decays its exploration noise (epsilon); SB3's stays constant")
+    return kwargs, notes
+
+
+def run_sb3(config: Config, seed: int, eval_steps: list[int], kwargs: dict[str, Any]) -> Run:
+    """Train SB3 for the same budget and evaluate it at `eval_steps`, like paddle_ddpg after that step's update.
+
+    `learn` continued piece by piece (reset_num_timesteps=False keeps the env, the buffer and the counters)
+    returns after the update of its last step, so one call per evaluation step needs no callback.
+    """
+    import torch
+    from stable_baselines3 import DDPG, TD3  # optional: only --sb3 needs it
+    from stable_baselines3.common.noise import NormalActionNoise
+
+    # One thread, as Paddle's CPU kernels use, so that the wall times compare like with like.
+    torch.set_num_threads(1)
+
+    env = make_env(config.env, config.max_episode_steps)
+    if (config.reward_offset, config.reward_scale) != (0.0, 1.0):
+        env = gym.wrappers.TransformReward(env, lambda r: (r + config.reward_offset) / config.reward_scale)
+    eval_env = make_env(config.env, config.max_episode_steps)
+    action_dim = env.action_space.shape[0]
+    noise = NormalActionNoise(np.zeros(action_dim), np.full(action_dim, config.noise_std))
+    model = (TD3 if config.algo == "td3" else DDPG)("MlpPolicy", env, action_noise=noise, seed=seed, device="cpu",
+                                                    verbose=0, **kwargs)
+    means, eval_seconds = [], 0.0
+    started = time.perf_counter()
+    for step in eval_steps:
+        model.learn(total_timesteps=step - model.num_timesteps, reset_num_timesteps=False)
+        eval_started = time.perf_counter()
+        means.append(sb3_eval_mean(model, eval_env, config.eval_episodes, seed))
+        eval_seconds += time.perf_counter() - eval_started
+    wall = time.perf_counter() - started
+    env.close()
+    eval_env.close()
+    return Run(seed, eval_steps, means, round(wall, 2), round(wall - eval_seconds, 2))
+
+
+def sb3_eval_mean(model: Any, env: gym.Env, episodes: int, seed: int) -> float:
+    """Mean return of deterministic episodes reset as paddle_ddpg.evaluate resets them."""
+    returns = []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=episode_seed(seed, EVAL_STREAM, i))
+        total, done = 0.0, False
+        while not done:
+            action, _ = model.predict(obs, deterministic=True)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    return float(np.mean(returns))
+
+
+def t_quantile(p: float, df: int) -> float:
+    """Student-t quantile by bisection on its CDF, integrated numerically (numpy only; no scipy here)."""
+    log_norm = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+
+    def cdf(x: float) -> float:
+        t = np.linspace(0.0, x, 20001)
+        return 0.5 + float(np.trapezoid(np.exp(log_norm - (df + 1) / 2 * np.log1p(t * t / df)), t))
+
+    low, high = 0.0, 1000.0
+    for _ in range(50):
+        mid = (low + high) / 2
+        low, high = (mid, high) if cdf(mid) < p else (low, mid)
+    return (low + high) / 2
+
+
+def band(runs: list[Run]) -> dict[str, list[float]]:
+    """Mean over seeds and its 95% t-interval, mean +- t * s / sqrt(n), at every evaluation step.
+
+    Seeds whose episodes differ in length evaluate at different steps; their curves are interpolated
+    linearly onto all those steps within the range every seed covers. A t-interval rather than a bootstrap:
+    with 3 to 10 seeds a percentile bootstrap is too narrow.
+    """
+    first, last = max(r.steps[0] for r in runs), min(r.steps[-1] for r in runs)
+    steps = sorted({s for r in runs for s in r.steps if first <= s <= last})
+    values = np.array([np.interp(steps, r.steps, r.means) for r in runs])
+    mean = values.mean(axis=0)
+    n = len(runs)
+    half = (t_quantile((1 + CONFIDENCE) / 2, n - 1) * values.std(axis=0, ddof=1) / math.sqrt(n) if n > 1
+            else np.full_like(mean, np.nan))
+    return {"steps": steps, "mean": mean.tolist(), "low": (mean - half).tolist(), "high": (mean + half).tolist()}
+
+
+def plot(curves: dict[str, list[Run]], title: str, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for (label, runs), color in zip(curves.items(), ("tab:blue", "tab:orange")):
+        b = band(runs)
+        for r in runs:
+            ax.plot(r.steps, r.means, color=color, alpha=0.25, linewidth=0.8)
+        ax.plot(b["steps"], b["mean"], color=color, label=f"{label} (mean of {len(runs)} seeds)")
+        ax.fill_between(b["steps"], b["low"], b["high"], color=color, alpha=0.2)
+    ax.set(xlabel="env steps", ylabel="noise-free evaluation return",
+           title=f"{title}\nthin: single seeds; band: {CONFIDENCE:.0%} t-interval of the mean")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def markdown(curves: dict[str, list[Run]], title: str, command: str, notes: list[str], png: str) -> str:
+    labels = list(curves)
+    head = "| seed | " + " | ".join(f"{lb} final | {lb} wall s | {lb} train s" for lb in labels) + " |"
+    rows = [head, "|---:|" + "---:|---:|---:|" * len(labels)]
+    for i, seed in enumerate(r.seed for r in curves[labels[0]]):
+        cells = [f"{c[i].means[-1]:.1f} | {c[i].wall_seconds:.0f} | {c[i].train_seconds:.0f}" for c in curves.values()]
+        rows.append(f"| {seed} | " + " | ".join(cells) + " |")
+    summary = []
+    for runs in curves.values():
+        finals, walls = np.array([r.means[-1] for r in runs]), np.array([r.wall_seconds for r in runs])
+        trains = np.array([r.train_seconds for r in runs])
+        std = finals.std(ddof=1) if len(runs) > 1 else 0.0
+        summary.append(f"**{finals.mean():.1f} +- {std:.1f}** | {walls.mean():.0f} | {trains.mean():.0f}")
+    rows.append("| mean +- std | " + " | ".join(summary) + " |")
+    lines = [f"# {title}", "", f"`{command}`", "",
+             "Final: the last noise-free evaluation of each seed (mean return over the evaluation episodes). "
+             "Wall: the whole run; train: without the time spent evaluating. +- is the standard deviation over "
+             "seeds.", "", *rows, "", f"![learning curves]({png})", ""]
+    if notes:
+        lines += ["Differences that remain between the two implementations:", "", *[f"- {n}" for n in notes], ""]
+    return "\n".join(lines)
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """KEY=VALUE pairs; VALUE is read as JSON (numbers, lists) and otherwise kept as a string."""
+    values = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise UsageError(f"--set takes KEY=VALUE, got {item!r}")
+        try:
+            values[key] = json.loads(text)
+        except json.JSONDecodeError:
+            values[key] = text
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="python benchmarks/learning_curves.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="Pendulum-v1", help=f"one of {', '.join(PRESETS)} (default Pendulum-v1)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="(default 0 1 2 3 4)")
+    parser.add_argument("--algo", choices=("ddpg", "td3"), help="(default: the preset's)")
+    parser.add_argument("--total-steps", type=int, help="env steps per run (default: the preset's)")
+    parser.add_argument("--eval-interval", type=int, metavar="EPISODES",
+                        help="evaluate every this many episodes (default: the preset's)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="any other Config field, VALUE as JSON, e.g. --set actor_hidden=[64,64] (repeatable)")
+    parser.add_argument("--name", help="output file name (default <preset>_<algo>_<total steps>)")
+    parser.add_argument("--sb3", action="store_true", help="also train Stable-Baselines3 with the same settings")
+    parser.add_argument("--out-dir", type=Path, default=RESULTS, help="(default benchmarks/results)")
+    return parser
+
+
+def resolve(args: argparse.Namespace) -> Config:
+    if args.preset not in PRESETS:
+        raise UsageError(f"unknown preset {args.preset!r}; choose from {', '.join(PRESETS)}")
+    flags = {k: v for k, v in (("algo", args.algo), ("total_steps", args.total_steps),
+                               ("eval_interval", args.eval_interval)) if v is not None}
+    values = parse_set(args.set)
+    config = PRESETS[args.preset].updated({**values, **flags}, source="--set")
+    if config.total_steps == 0:
+        raise UsageError("the curves need a step budget: pass --total-steps")
+    # The resumable checkpoint (replay memory included) is written every log_interval episodes: a cost that
+    # SB3 does not pay and the curve does not need, so only the final one, unless --set asks otherwise.
+    return config if "log_interval" in values else dataclasses.replace(config, log_interval=10**9)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = resolve(args).validate()
+        sb3 = sb3_settings(config) if args.sb3 else None
+        if sb3 is not None:
+            import stable_baselines3  # noqa: F401  (fail before hours of paddle_ddpg training, not after)
+    except UsageError as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    except ImportError:
+        parser.exit(2, f"{parser.prog}: error: --sb3 needs stable-baselines3 (pip install stable-baselines3)\n")
+    name = args.name or f"{args.preset}_{config.algo}_{config.total_steps}"
+    curves: dict[str, list[Run]] = {"paddle_ddpg": []}
+    for seed in args.seeds:
+        run = run_paddle(config, args.preset, seed)
+        curves["paddle_ddpg"].append(run)
+        print(f"paddle_ddpg seed {seed}: final {run.means[-1]:.1f} after {run.steps[-1]} steps, "
+              f"{run.wall_seconds:.0f} s", flush=True)
+        if sb3 is not None:
+            run = run_sb3(config, seed, run.steps, sb3[0])
+            curves.setdefault("sb3", []).append(run)
+            print(f"sb3 seed {seed}: final {run.means[-1]:.1f}, {run.wall_seconds:.0f} s", flush=True)
+
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    title = f"{config.env}, {config.algo.upper()} (preset {args.preset}), {config.total_steps} steps"
+    command = shlex.join(["python", "benchmarks/learning_curves.py", *(sys.argv[1:] if argv is None else argv)])
+    plot(curves, title, args.out_dir / f"{name}.png")
+    notes = sb3[1] if sb3 is not None else []
+    (args.out_dir / f"{name}.md").write_text(markdown(curves, title, command, notes, f"{name}.png"))
+    figures = {"title": title, "command": command, "preset": args.preset, "seeds": args.seeds,
+               "config": {k: v for k, v in config.to_dict().items() if k not in ("seed", "logdir", "model_dir",
+                                                                                 "run_name")},
+               "band": f"{CONFIDENCE:.0%} Student-t interval of the mean over seeds", "notes": notes,
+               "runs": {label: [dataclasses.asdict(r) for r in runs] for label, runs in curves.items()},
+               "curves": {label: band(runs) for label, runs in curves.items()},
+               "versions": versions(args.sb3), "machine": platform.processor() or platform.machine()}
+    (args.out_dir / f"{name}.json").write_text(json.dumps(figures, indent=1) + "\n")
+    print(json.dumps({"written": [str(args.out_dir / f"{name}.{ext}") for ext in ("png", "md", "json")]}))
+    return 0
+
+
+def versions(with_sb3: bool) -> dict[str, str]:
+    out = {"python": platform.python_version(), "paddle": paddle.__version__, "gymnasium": gym.__version__,
+           "numpy": np.__version__}
+    if with_sb3:
+        import stable_baselines3
+        import torch
+        out.update({"stable_baselines3": stable_baselines3.__version__, "torch": torch.__version__,
+                    "torch_threads": str(torch.get_num_threads())})
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())
