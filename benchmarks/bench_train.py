@@ -31,6 +31,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from visualdl import LogReader
 
 from paddle_ddpg.env import EVAL_STREAM, episode_seed
 
@@ -51,11 +52,14 @@ def throughput(seed: int, workdir: str) -> dict[str, Any]:
     port = run_json([sys.executable, str(ROOT / "benchmarks" / "tutorial_port.py"), "--seed", str(seed)], workdir)
     ours = run_json([sys.executable, "-m", "paddle_ddpg.train", "--seed", str(seed), "--eval-interval", "0",
                      "--run-name", f"throughput_s{seed}", "--overwrite"], workdir)
+    record = next(Path(workdir, ours["logdir"]).glob("vdlrecords.*"))
+    rewards = [p.value for p in LogReader(file_path=str(record)).get_data("scalar", "episode reward")]
     return {"seed": seed,
             "tutorial_port": {"steps_per_second": port["steps_per_second"], "train_seconds": port["wall_seconds"],
-                              "eval_mean": port["eval_mean"]},
+                              "last20_mean": port["last20_mean"], "eval_mean": port["eval_mean"]},
             "paddle_ddpg": {"steps_per_second": round(ours["steps"] / ours["train_seconds"], 1),
-                            "train_seconds": ours["train_seconds"], "eval_mean": round(ours["final_eval_mean"], 1)}}
+                            "train_seconds": ours["train_seconds"], "last20_mean": round(float(np.mean(rewards[-20:])), 1),
+                            "eval_mean": round(ours["final_eval_mean"], 1), "eval_std": round(ours["final_eval_std"], 1)}}
 
 
 def time_to_threshold(evals: list[dict[str, float]]) -> float | None:
