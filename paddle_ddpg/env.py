@@ -17,7 +17,7 @@ def make_env(env_id: str, max_episode_steps: int = 0, render_mode: str | None = 
     """
     if env_id not in gym.registry:
         close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
-        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise UsageError(f"unknown environment {env_id!r}{hint}")
     kwargs = {"max_episode_steps": max_episode_steps} if max_episode_steps else {}
     try:
