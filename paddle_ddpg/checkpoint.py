@@ -19,7 +19,8 @@ import paddle
 
 from paddle_ddpg.config import UsageError
 
-CHECKPOINT_NAME = "checkpoint.pdckpt"
+CHECKPOINT_SUFFIX = ".pdckpt"
+CHECKPOINT_NAME = "checkpoint" + CHECKPOINT_SUFFIX
 FORMAT = "paddle_ddpg/1"
 
 

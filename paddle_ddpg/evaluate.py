@@ -16,7 +16,7 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 
-from paddle_ddpg.checkpoint import CHECKPOINT_NAME, load_checkpoint, load_state_dict, resolve_checkpoint
+from paddle_ddpg.checkpoint import CHECKPOINT_NAME, CHECKPOINT_SUFFIX, load_checkpoint, load_state_dict, resolve_checkpoint
 from paddle_ddpg.config import Parser, UsageError, load_config_file
 from paddle_ddpg.env import EVAL_STREAM, episode_seed, make_env
 from paddle_ddpg.export import error_summary, exported_prefix, load_exported
@@ -71,7 +71,7 @@ def load_actor(path: str, env_id: str | None = None, render_mode: str | None = N
     if prefix is not None:
         return _load_exported(prefix, env_id, render_mode)
     file = resolve_checkpoint(path)
-    if file.name.endswith(".pdparams"):
+    if file.suffix != CHECKPOINT_SUFFIX:  # a state dict: ours (.pdparams) or the tutorial's (.para)
         weights = load_state_dict(file)
         config_file = file.parent / "config.json"
         run_config = load_config_file(str(config_file)) if config_file.is_file() else {}

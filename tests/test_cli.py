@@ -132,6 +132,22 @@ def test_evaluate_an_actor_file_gives_the_same_returns(base_run: TrainedRun, eva
     assert out["mean_return"] == evaluated["mean_return"]
 
 
+def test_evaluate_a_tutorial_para_file(base_run: TrainedRun, tmp_path: Path) -> None:
+    """The tutorial saved `ddpg-actor<epoch>.para` with paddle.save; such a file, alone in a folder with no
+    config.json, evaluates given --env, with the same returns as the same weights saved by the package."""
+    weights = paddle.load(str(base_run.run_dir / "ddpg-actor2.pdparams"))
+    paddle.save(weights, str(tmp_path / "ddpg-actor200.para"))
+    paddle.save(weights, str(tmp_path / "ddpg-actor2.pdparams"))  # no config.json beside it either
+    without_env = run_cli("evaluate", "--checkpoint", str(tmp_path / "ddpg-actor200.para"), cwd=tmp_path)
+    assert without_env.returncode == 2 and "pass --env" in without_env.stderr
+    result = run_cli("evaluate", "--checkpoint", str(tmp_path / "ddpg-actor200.para"), "--env", "Pendulum-v1",
+                     "--episodes", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    reference = run_cli("evaluate", "--checkpoint", str(tmp_path / "ddpg-actor2.pdparams"), "--env", "Pendulum-v1",
+                        "--episodes", "2", cwd=tmp_path)
+    assert last_json(result.stdout)["returns"] == last_json(reference.stdout)["returns"]
+
+
 def test_evaluate_reproduces_the_final_training_evaluation(base_run: TrainedRun) -> None:
     """Training's final evaluation and the evaluate CLI use the same reset seeds, step limit and no noise:
     with the run's --eval-episodes 2 and seed 0 they report the same mean return."""
