@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import math
 import typing
@@ -178,6 +179,7 @@ PRESETS: dict[str, Config] = {
 }
 
 
+@functools.cache
 def _field_types() -> dict[str, Any]:
     return typing.get_type_hints(Config)
 
