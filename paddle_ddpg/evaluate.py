@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -152,10 +153,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def set_device(device: str) -> None:
+def cpu_threads(threads: int = 0) -> int:
+    """`threads`, or for 0 one per CPU core this process may use, at most two.
+
+    Paddle runs its CPU kernels on one thread unless told otherwise. A second thread made the update of the
+    400-300 networks at batch 256 about 1.4 times faster on a 2-core machine and left the tutorial's small
+    one unchanged within the noise (benchmarks/bench_update.py --threads); more than two could not be
+    measured there.
+    """
+    return threads or min(len(os.sched_getaffinity(0)), 2)
+
+
+def set_device(device: str, threads: int = 0) -> None:
+    """Select the device and the number of threads of Paddle's CPU kernels (`cpu_threads`)."""
     if device == "gpu" and not paddle.device.is_compiled_with_cuda():
         raise UsageError("--device gpu needs a CUDA build of paddlepaddle (paddlepaddle-gpu); this one is CPU-only")
     paddle.set_device(device)
+    paddle.base.core.set_num_threads(cpu_threads(threads))
 
 
 if __name__ == "__main__":

@@ -311,7 +311,7 @@ def train(config: Config, preset: str = "tutorial", resume: dict[str, Any] | Non
         stamp = time.strftime("%Y%m%d-%H%M%S")
         label = preset if preset != config.env else config.algo  # env presets are named after their env
         config = dataclasses.replace(config, run_name=f"{config.env}_{label}_s{config.seed}_{stamp}")
-    set_device(config.device)
+    set_device(config.device, config.threads)
     run_dir, log_dir = run_paths(config, resume)
     trainer = Trainer(config, run_dir, log_dir, resume=resume)  # checks env and checkpoint before any disk write
     prepare_dirs(run_dir, log_dir, resuming=resume is not None, overwrite=overwrite)

@@ -61,6 +61,7 @@ NON_DEFAULTS: dict[str, tuple[list[str], Any]] = {
     "max_episode_steps": (["--max-episode-steps", "100"], 100),
     "seed": (["--seed", "42"], 42),
     "device": (["--device", "gpu"], "gpu"),
+    "threads": (["--threads", "1"], 1),
     "logdir": (["--logdir", "runs/vdl"], "runs/vdl"),
     "model_dir": (["--model-dir", "ckpt"], "ckpt"),
     "run_name": (["--run-name", "mine"], "mine"),
@@ -75,6 +76,7 @@ NON_DEFAULTS: dict[str, tuple[list[str], Any]] = {
     "gamma": (["--gamma", "0.95"], 0.95),
     "tau": (["--tau", "0.005"], 0.005),
     "batch_size": (["--batch-size", "64"], 64),
+    "fused": (["--no-fused"], False),
     "memory_size": (["--memory-size", "1000"], 1000),
     "learning_starts": (["--learning-starts", "100"], 100),
     "random_steps": (["--random-steps", "500"], 500),
@@ -161,6 +163,7 @@ def test_config_is_usable_from_python() -> None:
     (["--epsilon-min", "1.5"], "epsilon_min"),
     (["--actor-hidden", "64", "0"], "actor_hidden"),
     (["--log-interval", "0"], "log_interval"),
+    (["--threads", "-1"], "threads"),
     (["--eval-episodes", "0"], "eval_episodes"),
     (["--run-name", "a/b"], "run_name"),
     (["--preset", "nope"], "preset"),
@@ -228,3 +231,12 @@ def test_config_file_that_is_a_directory(tmp_path: Path) -> None:
     """An unreadable path (here a directory) is a usage error too, not an IsADirectoryError traceback."""
     with pytest.raises(UsageError, match="config"):
         _resolve("--config", str(tmp_path))
+
+
+def test_boolean_setting_from_flags_and_file(tmp_path: Path) -> None:
+    """`--fused`/`--no-fused` on the command line, true/false in a file; anything else is refused."""
+    assert _resolve("--no-fused").fused is False
+    assert _resolve("--no-fused", "--fused").fused is True
+    assert _resolve("--config", _write(tmp_path / "off.json", {"fused": False})).fused is False
+    with pytest.raises(UsageError, match="fused must be true or false, got 'no'"):
+        _resolve("--config", _write(tmp_path / "bad.json", {"fused": "no"}))

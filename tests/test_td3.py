@@ -121,13 +121,21 @@ def test_target_q_with_smoothing_noise_reproduced_from_the_generator() -> None:
     assert rng.bit_generator.state == agent.rng.bit_generator.state  # one draw of the batch's shape, no more
 
 
-def test_target_smoothing_noise_is_clipped_per_dimension() -> None:
+@pytest.mark.parametrize("fused", [True, False])
+def test_target_smoothing_noise_is_clipped_per_dimension(fused: bool) -> None:
     """With noise std 10 (clip 0.3) almost every draw is clipped: the action the target critic sees differs
     from mu'(s') by at most 0.3 * half-range in each dimension, and by exactly that much somewhere."""
     clip = 0.3
-    agent = _agent(dataclasses.replace(TD3, target_noise=10.0, target_noise_clip=clip))
+    agent = _agent(dataclasses.replace(TD3, target_noise=10.0, target_noise_clip=clip, fused=fused))
     seen: list[np.ndarray] = []
-    agent.critic_target.register_forward_pre_hook(lambda layer, inputs: seen.append(inputs[1].numpy().copy()))
+    q = agent._q  # both paths evaluate every critic through it
+
+    def spy(critic: paddle.nn.Layer, state: paddle.Tensor, action: paddle.Tensor) -> paddle.Tensor:
+        if critic is agent.critic_target:
+            seen.append(action.numpy().copy())
+        return q(critic, state, action)
+
+    agent._q = spy
     next_state = _batch(5, size=512).next_state
     with paddle.no_grad():
         agent.target_q(paddle.to_tensor(next_state))

@@ -1,8 +1,10 @@
 """The optimised update is the tutorial's update: same parameters after 100 steps from the same start.
 
-`DDPG.learn` uses multi-tensor Adam, freezes the critic during the actor step and soft-updates in place.
-The reference below is the tutorial's way, written plainly: one Adam per parameter, critic gradients
-computed and discarded, `set_value` soft updates.
+`DDPG.learn` keeps all parameters in two flat buffers (one Adam kernel per optimizer, one soft update for
+every target) and by default computes gradients with explicit kernels (`paddle_ddpg.fused`); with
+`fused=False` autograd computes them, with the critic frozen during the actor step. The reference below is
+the tutorial's way, written plainly: `paddle.optimizer.Adam` per network, critic gradients computed and
+discarded, `set_value` soft updates.
 """
 
 from __future__ import annotations
@@ -37,10 +39,13 @@ def plain_update(nets: dict, optims: dict, batch: tuple[np.ndarray, ...]) -> Non
             t.set_value(t * (1.0 - TAU) + p * TAU)
 
 
+@pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("hidden,batch_size", [((256, 128), 32), ((64, 32), 128)])
-def test_optimised_and_plain_updates_agree_after_100_steps(hidden: tuple[int, int], batch_size: int) -> None:
+def test_optimised_and_plain_updates_agree_after_100_steps(hidden: tuple[int, int], batch_size: int,
+                                                           fused: bool) -> None:
     paddle.seed(0)
-    config = Config(actor_hidden=hidden, critic_hidden=hidden, lr_actor=LR, lr_critic=LR, gamma=GAMMA, tau=TAU)
+    config = Config(actor_hidden=hidden, critic_hidden=hidden, lr_actor=LR, lr_critic=LR, gamma=GAMMA, tau=TAU,
+                    fused=fused)
     agent = DDPG(3, 2, [-2.0, -1.0], [2.0, 3.0], config)
     nets = {"actor": Actor(3, 2, [-2.0, -1.0], [2.0, 3.0], hidden), "critic": Critic(3, 2, hidden),
             "actor_target": Actor(3, 2, [-2.0, -1.0], [2.0, 3.0], hidden), "critic_target": Critic(3, 2, hidden)}

@@ -1,0 +1,150 @@
+"""The fused path: flat parameter buffers, explicit forward and backward kernels, and the flat Adam."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import paddle
+import pytest
+
+from paddle_ddpg import fused
+from paddle_ddpg.agent import DDPG
+from paddle_ddpg.config import Config
+from paddle_ddpg.memory import Batch
+from paddle_ddpg.networks import Actor, Critic
+
+LOW = np.array([-2.0, 0.0, -0.5], dtype=np.float32)
+HIGH = np.array([2.0, 1.0, 0.5], dtype=np.float32)
+STATE_DIM, ACTION_DIM = 5, 3
+HIDDEN = [(8,), (32, 16), (24, 16, 8)]  # one, two and three hidden layers
+
+
+def _batch(rng: np.random.Generator, size: int = 16) -> Batch:
+    return Batch(rng.standard_normal((size, STATE_DIM)).astype(np.float32),
+                 rng.uniform(LOW, HIGH, (size, ACTION_DIM)).astype(np.float32),
+                 rng.standard_normal((size, 1)).astype(np.float32),
+                 rng.standard_normal((size, STATE_DIM)).astype(np.float32),
+                 (rng.random((size, 1)) < 0.2).astype(np.float32))
+
+
+@pytest.mark.parametrize("hidden", HIDDEN)
+def test_explicit_forwards_equal_the_layers(hidden: tuple[int, ...]) -> None:
+    paddle.seed(0)
+    actor, critic = Actor(STATE_DIM, ACTION_DIM, LOW, HIGH, hidden), Critic(STATE_DIM, ACTION_DIM, hidden)
+    state = paddle.randn([16, STATE_DIM])
+    with paddle.no_grad():
+        action = actor(state)
+        ours, _ = fused.actor_forward(fused.layers_of(actor), actor.action_scale, actor.action_bias, state)
+        np.testing.assert_allclose(ours.numpy(), action.numpy(), rtol=1e-5, atol=1e-6)
+        ours, _ = fused.critic_forward(fused.critic_layers(critic), state, action)
+        np.testing.assert_allclose(ours.numpy(), critic(state, action).numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("hidden", HIDDEN)
+def test_explicit_gradients_equal_autograd(hidden: tuple[int, ...]) -> None:
+    """Critic parameter gradients of an MSE loss, the action gradient through a frozen critic, and the actor
+    parameter gradients of -mean Q, each against paddle.grad."""
+    paddle.seed(1)
+    actor, critic = Actor(STATE_DIM, ACTION_DIM, LOW, HIGH, hidden), Critic(STATE_DIM, ACTION_DIM, hidden)
+    batch = _batch(np.random.default_rng(1))
+    state, action, y = (paddle.to_tensor(x) for x in (batch.state, batch.action, batch.reward))
+
+    expected = paddle.grad(paddle.nn.functional.mse_loss(critic(state, action), y), critic.parameters())
+    with paddle.no_grad():
+        q, saved = fused.critic_forward(fused.critic_layers(critic), state, action)
+        _, d_q = fused.mse_and_grad(q, y)
+        got = fused.critic_backward(fused.critic_layers(critic), saved, d_q)
+    assert [g.shape for g in got if g.ndim == 2][:1] == [expected[0].shape]
+    _assert_flat_equal(got, expected)
+
+    expected = paddle.grad(-critic(state, actor(state)).mean(), actor.parameters())
+    with paddle.no_grad():
+        mu, saved_actor = fused.actor_forward(fused.layers_of(actor), actor.action_scale, actor.action_bias, state)
+        q, saved_critic = fused.critic_forward(fused.critic_layers(critic), state, mu)
+        _, d_q = fused.minus_mean_and_grad(q)
+        d_action = fused.critic_action_grad(fused.critic_layers(critic), saved_critic, d_q)
+        got = fused.actor_backward(fused.layers_of(actor), saved_actor, actor.action_scale, d_action)
+    _assert_flat_equal(got, expected)
+
+
+def _assert_flat_equal(got: list[paddle.Tensor], expected: list[paddle.Tensor]) -> None:
+    """Compared flattened in order: the fused critic returns its second weight as two row blocks."""
+    flat = np.concatenate([g.numpy().reshape(-1) for g in got])
+    np.testing.assert_allclose(flat, np.concatenate([g.numpy().reshape(-1) for g in expected]), rtol=1e-4,
+                               atol=1e-6)
+
+
+def test_parameters_are_views_of_the_flat_buffer_and_stay_so_after_loading() -> None:
+    paddle.seed(0)
+    layer = Critic(STATE_DIM, ACTION_DIM, (8, 4))
+    params = layer.parameters()
+    before = np.concatenate([p.numpy().reshape(-1) for p in params])
+    names = [p.name for p in params]
+    buffer = fused.share_flat(params)
+    np.testing.assert_array_equal(buffer.numpy(), before)  # values kept, in parameter order
+    assert [p.name for p in layer.parameters()] == names and not any(p.stop_gradient for p in params)
+
+    buffer.scale_(2.0)
+    np.testing.assert_array_equal(layer.fcs[0].weight.numpy().reshape(-1), 2 * before[:STATE_DIM * 8])
+    # Loading weights writes through the views into the buffer.
+    layer.set_state_dict({k: np.full(v.shape, 3.0, np.float32) for k, v in layer.state_dict().items()})
+    np.testing.assert_array_equal(buffer.numpy(), np.full(before.shape, 3.0, np.float32))
+
+
+def test_flat_adam_resumes_from_a_paddle_adam_state() -> None:
+    """Checkpoints written before the flat buffers held `paddle.optimizer.Adam` state under
+    paramI_moment1_0-style keys: loaded into FlatAdam, the next step equals paddle Adam's own."""
+    paddle.seed(0)
+    reference, ours = Actor(STATE_DIM, ACTION_DIM, LOW, HIGH, (8, 4)), Actor(STATE_DIM, ACTION_DIM, LOW, HIGH, (8, 4))
+    ours.set_state_dict(reference.state_dict())
+    adam = paddle.optimizer.Adam(parameters=reference.parameters(), learning_rate=0.01)
+    state = paddle.randn([16, STATE_DIM])
+    for _ in range(3):
+        reference(state).square().mean().backward()
+        adam.step()
+        adam.clear_grad()
+    position = {p.name: f"param{i}" for i, p in enumerate(reference.parameters())}
+    saved = {}
+    for key, value in adam.state_dict().items():
+        name, sep, rest = key.partition("_moment") if "_moment" in key else key.partition("_beta")
+        if sep:
+            saved[position[name] + sep + rest] = value.numpy()
+
+    ours.set_state_dict(reference.state_dict())
+    params = ours.parameters()
+    flat_adam = fused.FlatAdam(sum(int(np.prod(p.shape)) for p in params), [p.shape for p in params], 0.01)
+    buffer = fused.share_flat(params)
+    flat_adam.set_state_dict(saved)
+    reference(state).square().mean().backward()
+    adam.step()
+    ours(state).square().mean().backward()
+    flat_adam.step(buffer, [p.grad for p in params])
+    for a, b in zip(ours.parameters(), reference.parameters()):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)
+    assert flat_adam.state_dict().keys() == saved.keys()
+
+
+@pytest.mark.parametrize("algo", ["ddpg", "td3"])
+@pytest.mark.parametrize("hidden", HIDDEN)
+def test_fused_and_autograd_agents_train_alike(algo: str, hidden: tuple[int, ...]) -> None:
+    """50 updates with 3-dimensional actions of uneven bounds: same losses, parameters and Adam moments."""
+    config = Config(actor_hidden=hidden, critic_hidden=hidden, lr_actor=1e-2, lr_critic=1e-2, tau=0.05, algo=algo)
+    paddle.seed(0)
+    agent = DDPG(STATE_DIM, ACTION_DIM, LOW, HIGH, config, rng=np.random.default_rng(0))
+    plain = DDPG(STATE_DIM, ACTION_DIM, LOW, HIGH, dataclasses.replace(config, fused=False),
+                 rng=np.random.default_rng(0))
+    plain.set_state_dict(agent.state_dict())
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        batch = _batch(rng)
+        ours, theirs = agent.learn(batch), plain.learn(batch)
+        assert ours.keys() == theirs.keys()
+        for tag in ours:
+            assert float(ours[tag]) == pytest.approx(float(theirs[tag]), rel=1e-4, abs=1e-6)
+    a, b = agent.state_dict(), plain.state_dict()
+    for name in agent._network_names() + ["actor_optim", "critic_optim"]:
+        for key in a[name]:
+            np.testing.assert_allclose(a[name][key], b[name][key], rtol=1e-4, atol=1e-5, err_msg=f"{name} {key}")
+    state = rng.standard_normal(STATE_DIM).astype(np.float32)
+    np.testing.assert_allclose(agent.select_action(state), plain.select_action(state), rtol=1e-5, atol=1e-6)
