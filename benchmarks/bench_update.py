@@ -1,9 +1,11 @@
 """Milliseconds per DDPG update and per action selection: paddle_ddpg against plain PyTorch eager.
 
-Both sides get the same network sizes, batches (numpy arrays, converted inside the timed call), Adam,
-MSE critic loss, actor loss -Q(s, mu(s)) and soft update. The PyTorch side is written the way a PyTorch
-user would write it (eager, default optimizer settings, default thread count). Runs are interleaved in one
-process so both see the same machine state; medians over repeats are reported.
+paddle_ddpg runs on its default (fused) path and with autograd (`fused=False`), on its default CPU threads
+(up to 2) unless --threads says otherwise. All sides get the same network sizes, batches (numpy arrays,
+converted inside the timed call), Adam, MSE critic loss, actor loss -Q(s, mu(s)) and soft update. The
+PyTorch side is written the way a PyTorch user would write it (eager, default optimizer settings, default
+thread count). Runs are interleaved in one process so all see the same machine state; medians over repeats
+are reported.
 
     python benchmarks/bench_update.py                  # tutorial nets @ batch 32, 400-300 nets @ batch 256
     python benchmarks/bench_update.py --case 64,64@128 --repeats 9
@@ -15,6 +17,7 @@ import paddle_ddpg  # noqa: F401  (first, so its CPU settings apply before paddl
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -29,6 +32,7 @@ import torch.nn.functional as tF
 
 from paddle_ddpg.agent import DDPG
 from paddle_ddpg.config import Config
+from paddle_ddpg.evaluate import cpu_threads, set_device
 from paddle_ddpg.memory import Batch
 
 STATE_DIM, ACTION_DIM, GAMMA, TAU = 3, 1, 0.99, 0.005  # Pendulum's sizes
@@ -87,9 +91,10 @@ def torch_ddpg(hidden: tuple[int, int]) -> tuple[Callable[[Batch], None], Callab
     return update, act
 
 
-def paddle_ddpg_agent(hidden: tuple[int, int]) -> tuple[Callable[[Batch], None], Callable[[np.ndarray], np.ndarray]]:
-    agent = DDPG(STATE_DIM, ACTION_DIM, [-2.0], [2.0],
-                 Config(actor_hidden=hidden, critic_hidden=hidden, lr_actor=1e-3, lr_critic=1e-3, tau=TAU))
+def paddle_ddpg_agent(hidden: tuple[int, int],
+                      fused: bool) -> tuple[Callable[[Batch], None], Callable[[np.ndarray], np.ndarray]]:
+    agent = DDPG(STATE_DIM, ACTION_DIM, [-2.0], [2.0], Config(actor_hidden=hidden, critic_hidden=hidden,
+                                                              lr_actor=1e-3, lr_critic=1e-3, tau=TAU, fused=fused))
     return agent.learn, lambda state: agent.select_action(state, 0.0)
 
 
@@ -113,10 +118,11 @@ def run_case(hidden: tuple[int, int], batch_size: int, repeats: int, iters: int)
     rng = np.random.default_rng(0)
     batches = random_batches(64, batch_size, rng)
     states = [rng.standard_normal(STATE_DIM).astype(np.float32) for _ in range(64)]
-    impls = {"paddle_ddpg": paddle_ddpg_agent(hidden), "torch_eager": torch_ddpg(hidden)}
+    impls = {"paddle_ddpg": paddle_ddpg_agent(hidden, fused=True),
+             "paddle_ddpg_autograd": paddle_ddpg_agent(hidden, fused=False), "torch_eager": torch_ddpg(hidden)}
     times: dict[str, dict[str, list[float]]] = {name: {"update": [], "act": []} for name in impls}
     for r in range(repeats):
-        order = list(impls) if r % 2 == 0 else list(reversed(impls))  # neither side always goes first
+        order = list(impls) if r % 2 == 0 else list(reversed(impls))  # no side always goes first
         for name in order:
             update, act = impls[name]
             times[name]["update"].append(ms_per_call(update, batches, iters))
@@ -125,6 +131,7 @@ def run_case(hidden: tuple[int, int], batch_size: int, repeats: int, iters: int)
     return {"hidden": list(hidden), "batch_size": batch_size, "repeats": repeats, "iters": iters,
             "ms": med, "raw_ms": times,
             "update_speedup_vs_torch": med["torch_eager"]["update"] / med["paddle_ddpg"]["update"],
+            "update_speedup_vs_autograd": med["paddle_ddpg_autograd"]["update"] / med["paddle_ddpg"]["update"],
             "act_speedup_vs_torch": med["torch_eager"]["act"] / med["paddle_ddpg"]["act"]}
 
 
@@ -140,18 +147,23 @@ def main() -> None:
                         help="hidden sizes and batch size (repeatable; default 256,128@32 and 400,300@256)")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--iters", type=int, default=200, help="updates per timed block")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="Paddle's CPU threads (default 0: the package's default, up to 2)")
     parser.add_argument("--out", default="benchmarks/results/update.json")
     args = parser.parse_args()
+    set_device("cpu", args.threads)
     cases = [parse_case(c) for c in (args.case or ["256,128@32", "400,300@256"])]
     results = [run_case(h, b, args.repeats, args.iters) for h, b in cases]
-    print(f"{'nets':>9} {'batch':>5} | {'update ms: paddle_ddpg':>22} {'torch':>7} {'speedup':>7} | "
-          f"{'act ms: paddle_ddpg':>19} {'torch':>7} {'speedup':>7}")
+    print(f"{'nets':>9} {'batch':>5} | {'update ms: paddle_ddpg':>22} {'autograd':>8} {'torch':>7} {'vs torch':>8} | "
+          f"{'act ms: paddle_ddpg':>19} {'torch':>7} {'vs torch':>8}")
     for r in results:
-        p, t = r["ms"]["paddle_ddpg"], r["ms"]["torch_eager"]
-        print(f"{'-'.join(map(str, r['hidden'])):>9} {r['batch_size']:>5} | {p['update']:>22.3f} {t['update']:>7.3f} "
-              f"{r['update_speedup_vs_torch']:>6.2f}x | {p['act']:>19.3f} {t['act']:>7.3f} {r['act_speedup_vs_torch']:>6.2f}x")
-    meta = {"paddle": paddle.__version__, "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "machine": platform.processor() or platform.machine(), "cpus": len(__import__("os").sched_getaffinity(0))}
+        p, a, t = r["ms"]["paddle_ddpg"], r["ms"]["paddle_ddpg_autograd"], r["ms"]["torch_eager"]
+        print(f"{'-'.join(map(str, r['hidden'])):>9} {r['batch_size']:>5} | {p['update']:>22.3f} {a['update']:>8.3f} "
+              f"{t['update']:>7.3f} {r['update_speedup_vs_torch']:>7.2f}x | {p['act']:>19.3f} {t['act']:>7.3f} "
+              f"{r['act_speedup_vs_torch']:>7.2f}x")
+    meta = {"paddle": paddle.__version__, "paddle_threads": cpu_threads(args.threads),
+            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "machine": platform.processor() or platform.machine(), "cpus": len(os.sched_getaffinity(0))}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"meta": meta, "results": results}, indent=1))
     print(f"wrote {args.out}")
