@@ -290,6 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         parser.exit(2, f"{parser.prog}: error: --sb3 needs stable-baselines3 (pip install stable-baselines3)\n")
     name = args.name or f"{args.preset}_{config.algo}_{config.total_steps}"
+    title = f"{config.env}, {config.algo.upper()} (preset {args.preset}), {config.total_steps} steps"
+    command = shlex.join(["python", "benchmarks/learning_curves.py", *(sys.argv[1:] if argv is None else argv)])
+    notes = sb3[1] if sb3 is not None else []
     curves: dict[str, list[Run]] = {"paddle_ddpg": []}
     for seed in args.seeds:
         run = run_paddle(config, args.preset, seed, args.final_episodes)
@@ -301,15 +304,21 @@ def main(argv: list[str] | None = None) -> int:
             curves.setdefault("sb3", []).append(run)
             print(f"sb3 seed {seed}: final {run.final_mean:.1f} (last curve point {run.means[-1]:.1f}), "
                   f"{run.wall_seconds:.0f} s", flush=True)
+        # After every seed, so that a long run stopped part way keeps the seeds it finished.
+        written = write_results(args, config, curves, name, title, command, notes)
+    print(json.dumps({"written": written}))
+    return 0
 
+
+def write_results(args: argparse.Namespace, config: Config, curves: dict[str, list[Run]], name: str, title: str,
+                  command: str, notes: list[str]) -> list[str]:
+    """The PNG, Markdown and JSON of the seeds finished so far."""
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    title = f"{config.env}, {config.algo.upper()} (preset {args.preset}), {config.total_steps} steps"
-    command = shlex.join(["python", "benchmarks/learning_curves.py", *(sys.argv[1:] if argv is None else argv)])
     plot(curves, title, args.out_dir / f"{name}.png")
-    notes = sb3[1] if sb3 is not None else []
     (args.out_dir / f"{name}.md").write_text(markdown(curves, title, command, notes, f"{name}.png",
                                                       config.eval_episodes, args.final_episodes))
-    figures = {"title": title, "command": command, "preset": args.preset, "seeds": args.seeds,
+    figures = {"title": title, "command": command, "preset": args.preset,
+               "seeds": [r.seed for r in curves["paddle_ddpg"]],
                "config": {k: v for k, v in config.to_dict().items() if k not in ("seed", "logdir", "model_dir",
                                                                                  "run_name")},
                "band": f"{CONFIDENCE:.0%} Student-t interval of the mean over seeds", "notes": notes,
@@ -317,8 +326,7 @@ def main(argv: list[str] | None = None) -> int:
                "curves": {label: band(runs) for label, runs in curves.items()},
                "versions": versions(args.sb3), "machine": platform.processor() or platform.machine()}
     (args.out_dir / f"{name}.json").write_text(json.dumps(figures, indent=1) + "\n")
-    print(json.dumps({"written": [str(args.out_dir / f"{name}.{ext}") for ext in ("png", "md", "json")]}))
-    return 0
+    return [str(args.out_dir / f"{name}.{ext}") for ext in ("png", "md", "json")]
 
 
 def versions(with_sb3: bool) -> dict[str, str]:
