@@ -170,24 +170,26 @@ def critic_layers(net: Critic) -> CriticLayers:
 
 def critic_forward(critic: CriticLayers, state: paddle.Tensor,
                    action: paddle.Tensor) -> tuple[paddle.Tensor, list[paddle.Tensor]]:
-    """Q(s, a) as `Critic.forward` computes it, and each layer's input (the action aside) for the backward."""
+    """Q(s, a) as `Critic.forward` computes it, and for the backward each layer's input (the second layer's
+    without the action), then the action."""
     layers = critic.layers
     x = _C_ops.relu(_affine(state, layers[0]))
-    saved = [state, x, action]
+    saved = [state, x]
     z = _C_ops.addmm(_C_ops.addmm(layers[1][1], x, critic.hidden_rows, 1.0, 1.0), action, critic.action_rows,
                      1.0, 1.0)
     for layer in layers[2:]:
         x = _C_ops.relu(z)
         saved.append(x)
         z = _affine(x, layer)
-    return z, saved
+    return z, saved + [action]
 
 
 def critic_backward(critic: CriticLayers, saved: list[paddle.Tensor], d_q: paddle.Tensor) -> list[paddle.Tensor]:
     """Gradients of the critic's parameters (w1, b1, w2, b2, ...) given dLoss/dQ. The second layer's weight
     comes as its two row blocks, which is its flat layout."""
-    state, first, action, later = saved[0], saved[1], saved[2], saved[3:]
-    grads, g = _hidden_backward(critic.layers, [state, first, *later], d_q, 1)
+    inputs, action = saved[:-1], saved[-1]
+    state, first = inputs[0], inputs[1]
+    grads, g = _hidden_backward(critic.layers, inputs, d_q, 1)
     d_first, d_hidden_rows = _C_ops.matmul_grad(first, critic.hidden_rows, g, False, False)
     grads += [_bias_grad(g), _C_ops.matmul(action, g, True, False), d_hidden_rows]
     g = _C_ops.relu_grad(first, d_first)
@@ -198,9 +200,8 @@ def critic_backward(critic: CriticLayers, saved: list[paddle.Tensor], d_q: paddl
 def critic_action_grad(critic: CriticLayers, saved: list[paddle.Tensor], d_q: paddle.Tensor) -> paddle.Tensor:
     """dLoss/dAction through a critic whose own gradients are not needed (the actor step)."""
     g = d_q
-    inputs = [saved[0], saved[1], *saved[3:]]
     for i in range(len(critic.layers) - 1, 1, -1):
-        g = _C_ops.relu_grad(inputs[i], _C_ops.matmul(g, critic.layers[i][0], False, True))
+        g = _C_ops.relu_grad(saved[i], _C_ops.matmul(g, critic.layers[i][0], False, True))
     return _C_ops.matmul(g, critic.action_rows, False, True)
 
 
