@@ -45,6 +45,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CONFIDENCE = 0.95
+RUNTIME = ("threads", "device", "fused", "loss_log_interval")  # they change a run's speed, not its numbers
+SB3_UNUSED = ("critic_action_layer", "random_steps", "explore", "epsilon_min")  # settings SB3 runs do not take
 
 
 @dataclass
@@ -90,9 +92,11 @@ def sb3_settings(config: Config) -> tuple[dict[str, Any], list[str]]:
     if config.algo == "td3":
         kwargs.update(policy_delay=config.policy_delay, target_policy_noise=config.target_noise,
                       target_noise_clip=config.target_noise_clip)
-    notes = ["SB3's critic takes the action at its input layer; paddle_ddpg's joins it after the first layer "
-             "(the tutorial's critic)", "SB3's networks see actions rescaled to [-1, 1]; paddle_ddpg's env-scale "
-             "actions", "SB3 resets its training env with its own seeds; evaluation resets are shared"]
+    notes = ["SB3's networks see actions rescaled to [-1, 1]; paddle_ddpg's env-scale actions",
+             "SB3 resets its training env with its own seeds; evaluation resets are shared"]
+    if config.critic_action_layer != 0:
+        notes.insert(0, f"SB3's critic takes the action at its input layer; paddle_ddpg's joins it at layer "
+                        f"{config.critic_action_layer} (1: after the first, the tutorial's critic)")
     if config.random_steps != config.learning_starts:
         notes.append(f"SB3 acts at random for its first learning_starts ({config.learning_starts}) steps; "
                      f"paddle_ddpg for random_steps ({config.random_steps})")
@@ -258,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", help="output file name (default <preset>_<algo>_<total steps>)")
     parser.add_argument("--sb3", action="store_true", help="also train Stable-Baselines3 with the same settings")
     parser.add_argument("--out-dir", type=Path, default=RESULTS, help="(default benchmarks/results)")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the runs in <out-dir>/<name>.json that these settings would repeat (per "
+                             "implementation) and run only the others")
     return parser
 
 
@@ -293,14 +300,22 @@ def main(argv: list[str] | None = None) -> int:
     title = f"{config.env}, {config.algo.upper()} (preset {args.preset}), {config.total_steps} steps"
     command = shlex.join(["python", "benchmarks/learning_curves.py", *(sys.argv[1:] if argv is None else argv)])
     notes = sb3[1] if sb3 is not None else []
+    kept = finished_runs(args, config, name) if args.resume else {}
+    if kept:
+        listed = "; ".join(f"{label} seeds {', '.join(str(seed) for seed in sorted(kept) if label in kept[seed])}"
+                           for label in ("paddle_ddpg", "sb3") if any(label in runs for runs in kept.values()))
+        print(f"kept from {name}.json: {listed}", flush=True)
+        notes = notes + [f"kept from an earlier run with the same settings (--resume): {listed}"]
     curves: dict[str, list[Run]] = {"paddle_ddpg": []}
+    written: list[str] = []
     for seed in args.seeds:
-        run = run_paddle(config, args.preset, seed, args.final_episodes)
+        done = kept.get(seed, {})
+        run = done.get("paddle_ddpg") or run_paddle(config, args.preset, seed, args.final_episodes)
         curves["paddle_ddpg"].append(run)
         print(f"paddle_ddpg seed {seed}: final {run.final_mean:.1f} ({args.final_episodes} episodes; last curve point "
               f"{run.means[-1]:.1f}) after {run.steps[-1]} steps, {run.wall_seconds:.0f} s", flush=True)
         if sb3 is not None:
-            run = run_sb3(config, seed, run.steps, sb3[0], args.final_episodes)
+            run = done.get("sb3") or run_sb3(config, seed, run.steps, sb3[0], args.final_episodes)
             curves.setdefault("sb3", []).append(run)
             print(f"sb3 seed {seed}: final {run.final_mean:.1f} (last curve point {run.means[-1]:.1f}), "
                   f"{run.wall_seconds:.0f} s", flush=True)
@@ -308,6 +323,32 @@ def main(argv: list[str] | None = None) -> int:
         written = write_results(args, config, curves, name, title, command, notes)
     print(json.dumps({"written": written}))
     return 0
+
+
+def finished_runs(args: argparse.Namespace, config: Config, name: str) -> dict[int, dict[str, Run]]:
+    """The runs of `args.seeds` in <name>.json that these settings would repeat, by seed and label:
+    paddle_ddpg's if every setting but the RUNTIME ones is the same, SB3's if also the SB3_UNUSED ones may
+    differ; both with the same --final-episodes. A setting the file predates counts at its default."""
+    path = args.out_dir / f"{name}.json"
+    if not path.exists():
+        return {}
+    saved = json.loads(path.read_text())
+    if build_parser().parse_args(shlex.split(saved["command"])[2:]).final_episodes != args.final_episodes:
+        return {}
+    fields = {f.name for f in dataclasses.fields(Config)}
+    before = Config().updated({k: v for k, v in saved["config"].items() if k in fields}, source=str(path))
+    compared = fields - {"seed", "logdir", "model_dir", "run_name"}  # per run, not per file
+
+    def same(ignored: tuple[str, ...]) -> bool:
+        return all(getattr(before, f) == getattr(config, f) for f in compared - set(ignored))
+
+    keep = {"paddle_ddpg": same(RUNTIME), "sb3": args.sb3 and same(RUNTIME + SB3_UNUSED)}
+    kept: dict[int, dict[str, Run]] = {}
+    for label, runs in saved["runs"].items():
+        for run in runs:
+            if keep.get(label) and run["seed"] in args.seeds:
+                kept.setdefault(run["seed"], {})[label] = Run(**run)
+    return kept
 
 
 def write_results(args: argparse.Namespace, config: Config, curves: dict[str, list[Run]], name: str, title: str,

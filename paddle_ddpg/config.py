@@ -46,8 +46,10 @@ class Config:
     run_name: str = _help("name of the run directory (default: <env>_<preset>_s<seed>_<time>)", default="")
     # networks
     actor_hidden: tuple[int, ...] = _help("hidden layer sizes of the actor", default=(256, 128))
-    critic_hidden: tuple[int, ...] = _help("hidden layer sizes of the critic (the action joins after the first)",
-                                           default=(256, 128))
+    critic_hidden: tuple[int, ...] = _help("hidden layer sizes of the critic", default=(256, 128))
+    critic_action_layer: int = _help("the critic layer whose input the action joins: 1 after the first hidden "
+                                     "layer (the tutorial, the DDPG paper), 0 beside the state (the TD3 paper, SB3)",
+                                     default=1)
     # algorithm
     algo: str = _help("ddpg, or td3: twin critics, target policy smoothing and delayed actor updates", default="ddpg")
     policy_delay: int = _help("td3: critic updates per actor and target update", default=2)
@@ -80,6 +82,9 @@ class Config:
     # bookkeeping
     log_interval: int = _help("print progress and write the resumable checkpoint every this many episodes",
                               default=10)
+    loss_log_interval: int = _help("write 'critic loss' and 'actor loss' to VisualDL as their mean over this many "
+                                   "learn steps; 1 writes every step, as the tutorial did, at a cost: VisualDL "
+                                   "opens and closes its file for every value", default=10)
     save_interval: int = _help("save <algo>-actor<episode>/<algo>-critic<episode> every this many episodes",
                                default=200)
     eval_interval: int = _help("noise-free evaluation every this many episodes; 0 disables it", default=20)
@@ -117,7 +122,11 @@ class Config:
              f"actor_hidden must be positive sizes, got {list(self.actor_hidden)}"),
             (all(h > 0 for h in self.critic_hidden) and len(self.critic_hidden) > 0,
              f"critic_hidden must be positive sizes, got {list(self.critic_hidden)}"),
+            (0 <= self.critic_action_layer <= len(self.critic_hidden),
+             f"critic_action_layer must be in [0, {len(self.critic_hidden)}] for {len(self.critic_hidden)} hidden "
+             f"layers, got {self.critic_action_layer}"),
             (self.log_interval > 0, f"log_interval must be > 0, got {self.log_interval}"),
+            (self.loss_log_interval > 0, f"loss_log_interval must be > 0, got {self.loss_log_interval}"),
             (self.save_interval > 0, f"save_interval must be > 0, got {self.save_interval}"),
             (self.eval_interval >= 0, f"eval_interval must be >= 0, got {self.eval_interval}"),
             (self.eval_episodes > 0, f"eval_episodes must be > 0, got {self.eval_episodes}"),
@@ -174,13 +183,14 @@ PRESETS: dict[str, Config] = {
                                            memory_size=200_000, learning_starts=10_000, random_steps=10_000,
                                            batch_size=256, eval_interval=20),
     # Fujimoto et al. (2018), TD3 paper, section 6.1: batch 100, 1M memory, 1000 random steps (10000 for
-    # HalfCheetah), exploration N(0, 0.1), target noise 0.2 clipped at 0.5, delay 2; 1M steps there.
+    # HalfCheetah), exploration N(0, 0.1), target noise 0.2 clipped at 0.5, delay 2, state and action together
+    # at the critic's input; 1M steps there.
     "InvertedPendulum-v5": _published("InvertedPendulum-v5", "td3", 50_000, batch_size=100, memory_size=10**6,
-                                      learning_starts=1000, random_steps=1000),
+                                      learning_starts=1000, random_steps=1000, critic_action_layer=0),
     "HalfCheetah-v5": _published("HalfCheetah-v5", "td3", 10**6, batch_size=100, memory_size=10**6,
-                                 learning_starts=10_000, random_steps=10_000),
+                                 learning_starts=10_000, random_steps=10_000, critic_action_layer=0),
     "Hopper-v5": _published("Hopper-v5", "td3", 10**6, batch_size=100, memory_size=10**6,
-                            learning_starts=1000, random_steps=1000),
+                            learning_starts=1000, random_steps=1000, critic_action_layer=0),
 }
 
 

@@ -3,8 +3,9 @@
 The tutorial kept a `collections.deque(maxlen=memory_size)` of Python tuples and sampled with
 `np.random.choice(np.arange(len(buffer)), replace=False)`. That costs O(memory size) per batch (a
 permutation of all 50000 indices), deque indexing walks the list, and each batch is re-stacked from
-tuples. Here the same behaviour (append, the oldest transition falls out once full) sits on preallocated
-float32 arrays used as a ring, so a batch is one fancy index per field.
+tuples. Here the same behaviour (append, the oldest transition falls out once full) sits on one preallocated
+float32 array used as a ring, a transition per row, so a batch is one gather of whole rows: a cache line or
+two per transition instead of one per field.
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ class Memory:
                  rng: np.random.Generator | None = None) -> None:
         self.memory_size = memory_size
         self.rng = rng if rng is not None else np.random.default_rng()
-        self.state = np.zeros((memory_size, state_dim), dtype=np.float32)
-        self.action = np.zeros((memory_size, action_dim), dtype=np.float32)
-        self.reward = np.zeros((memory_size, 1), dtype=np.float32)
-        self.next_state = np.zeros((memory_size, state_dim), dtype=np.float32)
-        self.terminated = np.zeros((memory_size, 1), dtype=np.float32)
+        ends = np.cumsum([state_dim, action_dim, 1, state_dim, 1])  # Batch's fields, in order
+        self._slices = [slice(int(a), int(b)) for a, b in zip([0, *ends[:-1]], ends)]
+        self._rows = np.zeros((memory_size, int(ends[-1])), dtype=np.float32)
+        # Each field as a view of its columns.
+        self.state, self.action, self.reward, self.next_state, self.terminated = self._columns(self._rows)
         self._next = 0  # slot the next transition goes to
         self._size = 0
 
@@ -66,8 +67,10 @@ class Memory:
             idx = (oldest + start + np.arange(batch_size)) % self.memory_size
         else:
             idx = self._distinct_indices(n, batch_size)
-        return Batch(self.state[idx], self.action[idx], self.reward[idx], self.next_state[idx],
-                     self.terminated[idx])
+        return Batch(*self._columns(self._rows[idx]))
+
+    def _columns(self, rows: np.ndarray) -> list[np.ndarray]:
+        return [rows[:, columns] for columns in self._slices]
 
     def _distinct_indices(self, n: int, k: int) -> np.ndarray:
         """k distinct indices below n in O(k) expected time.

@@ -52,15 +52,30 @@ class Actor(nn.Layer):
 
 
 class Critic(nn.Layer):
-    """Q(s, a): the state passes one layer before the action joins it, as in the tutorial (and the DDPG paper)."""
+    """Q(s, a): ReLU layers with the action joining the input of layer `action_layer`.
 
-    def __init__(self, state_dim: int, action_dim: int, hidden: Sequence[int] = (256, 128)) -> None:
+    1 (the default) lets the state pass one layer first, as in the tutorial and the DDPG paper; 0 feeds
+    state and action together to the first layer, as in the TD3 paper and Stable-Baselines3.
+    """
+
+    def __init__(self, state_dim: int, action_dim: int, hidden: Sequence[int] = (256, 128),
+                 action_layer: int = 1) -> None:
         super().__init__()
-        self.fcs = _linear_stack(self, [state_dim, hidden[0] + action_dim, *hidden[1:]], [*hidden, 1])
+        if not 0 <= action_layer <= len(hidden):
+            raise ValueError(f"action_layer must be in [0, {len(hidden)}] for {len(hidden)} hidden layers, "
+                             f"got {action_layer}")
+        self.action_dim = action_dim
+        self.action_layer = action_layer
+        sizes_in = [state_dim, *hidden]
+        sizes_in[action_layer] += action_dim
+        self.fcs = _linear_stack(self, sizes_in, [*hidden, 1])
 
     def forward(self, state: paddle.Tensor, action: paddle.Tensor) -> paddle.Tensor:
-        x = F.relu(self.fcs[0](state))
-        x = paddle.concat([x, action], axis=1)
-        for fc in self.fcs[1:-1]:
-            x = F.relu(fc(x))
-        return self.fcs[-1](x)
+        x = state
+        for i, fc in enumerate(self.fcs):
+            if i == self.action_layer:
+                x = paddle.concat([x, action], axis=1)
+            x = fc(x)
+            if i < len(self.fcs) - 1:
+                x = F.relu(x)
+        return x

@@ -36,7 +36,8 @@ from paddle_ddpg.memory import Memory
 from paddle_ddpg.noise import decay_epsilon
 
 LOSS_FLUSH = 200  # losses buffered between syncs: reading a loss forces the device to finish its queue
-ARCHITECTURE = ("actor_hidden", "critic_hidden", "memory_size", "env", "algo")  # fixed once a run has started
+# Fixed once a run has started.
+ARCHITECTURE = ("actor_hidden", "critic_hidden", "critic_action_layer", "memory_size", "env", "algo")
 
 
 class TrainingDiverged(Exception):
@@ -102,6 +103,7 @@ class Trainer:
             self._restore(resume)
         self.writer: LogWriter | None = None
         self._losses: list[tuple[int, str, paddle.Tensor]] = []  # (learn step, VisualDL tag, loss)
+        self._loss_sums: dict[str, tuple[float, int]] = {}  # VisualDL tag -> (sum, count) not yet written
 
     @property
     def checkpoint_path(self) -> Path:
@@ -189,7 +191,8 @@ class Trainer:
         return 0 < self.config.total_steps <= self.steps
 
     def _flush_losses(self) -> None:
-        """Write the buffered losses to VisualDL with one device sync, and stop on the first non-finite one."""
+        """Check the buffered losses with one device sync, stopping on the first non-finite one, and write
+        each tag's mean to VisualDL at every learn step that is a multiple of `loss_log_interval`."""
         if not self._losses:
             return
         entries, self._losses = self._losses, []
@@ -198,8 +201,14 @@ class Trainer:
         if bad.size:
             step, tag, _ = entries[bad[0]]
             raise TrainingDiverged(f"non-finite {tag} ({values[bad[0]]}) at learn step {step}")
+        interval = self.config.loss_log_interval
         for (step, tag, _), value in zip(entries, values):
-            self.writer.add_scalar(tag, float(value), step)
+            total, count = self._loss_sums.get(tag, (0.0, 0))
+            total, count = total + float(value), count + 1
+            if step % interval == 0:
+                self.writer.add_scalar(tag, total / count, step)
+                total, count = 0.0, 0
+            self._loss_sums[tag] = (total, count)
 
     def _evaluate(self, stop: StopRequest, completed: int) -> None:
         """Noise-free evaluation after `completed` episodes, logged at the last episode's index."""

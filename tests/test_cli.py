@@ -82,8 +82,8 @@ def test_config_json_is_the_runs_settings(base_run: TrainedRun) -> None:
 
 def test_visualdl_record_has_the_tutorial_tags(base_run: TrainedRun) -> None:
     """One record file with the tutorial's tags: 'episode reward' per episode (the printed rewards),
-    'critic loss'/'actor loss' per learn step, 'eval return' per evaluation (after episode 2 and the
-    final one after episode 3)."""
+    'critic loss'/'actor loss' every 10 learn steps (the default --loss-log-interval), 'eval return' per
+    evaluation (after episode 2 and the final one after episode 3)."""
     record = record_file(base_run.log_dir)
     rewards = scalars(record, "episode reward")
     printed = epoch_rewards(base_run.stdout)
@@ -93,13 +93,31 @@ def test_visualdl_record_has_the_tutorial_tags(base_run: TrainedRun) -> None:
     learn_steps = base_run.summary["learn_steps"]
     for tag in ("critic loss", "actor loss"):
         points = scalars(record, tag)
-        assert [step for step, _ in points] == list(range(1, learn_steps + 1)), tag
+        assert [step for step, _ in points] == list(range(10, learn_steps + 1, 10)), tag
         assert all(math.isfinite(v) for _, v in points), tag
     assert all(v >= 0 for _, v in scalars(record, "critic loss"))  # an MSE
 
     evals = scalars(record, "eval return")
     assert [step for step, _ in evals] == [1, 2]  # logged at the index of the last episode evaluated
     assert evals[-1][1] == pytest.approx(base_run.summary["final_eval_mean"], rel=1e-6)
+
+
+def test_logged_losses_are_means_over_the_interval(tmp_path: Path) -> None:
+    """--loss-log-interval 1 writes every learn step's loss, as the tutorial did; 4 writes, at every fourth
+    learn step, the mean of the four losses up to it. Same seed, so the same losses."""
+    records = {}
+    for interval in ("1", "4"):
+        result = run_cli("train", *TINY, "--episodes", "2", "--run-name", f"i{interval}", "--loss-log-interval",
+                         interval, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        records[interval] = record_file(tmp_path / "logs" / f"i{interval}")
+    for tag in ("critic loss", "actor loss"):
+        every = scalars(records["1"], tag)
+        assert [step for step, _ in every] == list(range(1, len(every) + 1))
+        means = np.array([v for _, v in every][:len(every) // 4 * 4]).reshape(-1, 4).mean(axis=1)
+        grouped = scalars(records["4"], tag)
+        assert [step for step, _ in grouped] == list(range(4, len(every) + 1, 4))
+        np.testing.assert_allclose([v for _, v in grouped], means, rtol=1e-5)
 
 
 @pytest.fixture(scope="module")
@@ -217,7 +235,7 @@ def test_resume_for_more_episodes_appends_to_the_same_record(base_copy: TrainedR
     assert sorted(epoch_rewards(result.stdout)) == [3, 4]
     record = record_file(base_copy.log_dir)
     assert [step for step, _ in scalars(record, "episode reward")] == [0, 1, 2, 3, 4]
-    assert [step for step, _ in scalars(record, "critic loss")] == list(range(1, summary["learn_steps"] + 1))
+    assert [step for step, _ in scalars(record, "critic loss")] == list(range(10, summary["learn_steps"] + 1, 10))
     assert load_checkpoint(base_copy.run_dir / "checkpoint.pdckpt")["episode"] == 5
     assert (base_copy.run_dir / "ddpg-actor4.pdparams").is_file()
     assert json.loads((base_copy.run_dir / "config.json").read_text())["episodes"] == 5

@@ -82,6 +82,25 @@ def test_critic_output_shape_and_value() -> None:
     np.testing.assert_allclose(q, h @ w["fc3.weight"] + w["fc3.bias"], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("action_layer", [0, 2])
+def test_critic_action_can_join_any_layer(action_layer: int) -> None:
+    """0: state and action together at the input (TD3 paper, SB3); 2: before the output layer."""
+    paddle.seed(5)
+    critic = Critic(3, 2, hidden=(6, 5), action_layer=action_layer)
+    rng = np.random.default_rng(4)
+    s, a = rng.standard_normal((7, 3)).astype(np.float32), rng.standard_normal((7, 2)).astype(np.float32)
+    w = {k: v.numpy().astype(np.float64) for k, v in critic.state_dict().items()}
+    x = s
+    for i in range(3):
+        if i == action_layer:
+            x = np.concatenate([x, a], axis=1)
+        x = x @ w[f"fc{i + 1}.weight"] + w[f"fc{i + 1}.bias"]
+        x = np.maximum(x, 0) if i < 2 else x
+    np.testing.assert_allclose(_forward(critic, s, a), x, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="action_layer"):
+        Critic(3, 2, hidden=(6, 5), action_layer=3)
+
+
 def test_default_state_dicts_have_exactly_the_tutorial_keys_and_shapes() -> None:
     """A tutorial `ddpg-actor*.para` file must load into this Actor: same keys, same shapes, and no extra
     entries such as the action scale buffers."""
