@@ -1,11 +1,11 @@
 """Milliseconds per DDPG update and per action selection: paddle_ddpg against plain PyTorch eager.
 
 paddle_ddpg runs on its default (fused) path and with autograd (`fused=False`), on its default CPU threads
-(up to 2) unless --threads says otherwise. All sides get the same network sizes, batches (numpy arrays,
-converted inside the timed call), Adam, MSE critic loss, actor loss -Q(s, mu(s)) and soft update. The
-PyTorch side is written the way a PyTorch user would write it (eager, default optimizer settings, default
-thread count). Runs are interleaved in one process so all see the same machine state; medians over repeats
-are reported.
+(one below batch 64, else up to 2) unless --threads says otherwise. All sides get the same network sizes,
+batches (numpy arrays, converted inside the timed call), Adam, MSE critic loss, actor loss -Q(s, mu(s))
+and soft update. The PyTorch side is written the way a PyTorch user would write it (eager, default
+optimizer settings, default thread count). Runs are interleaved in one process so all see the same
+machine state; medians over repeats are reported.
 
     python benchmarks/bench_update.py                  # tutorial nets @ batch 32, 400-300 nets @ batch 256
     python benchmarks/bench_update.py --case 64,64@128 --repeats 9
@@ -114,7 +114,8 @@ def ms_per_call(fn: Callable, args: list, iters: int) -> float:
     return (time.perf_counter() - start) / iters * 1e3
 
 
-def run_case(hidden: tuple[int, int], batch_size: int, repeats: int, iters: int) -> dict:
+def run_case(hidden: tuple[int, int], batch_size: int, repeats: int, iters: int, threads: int) -> dict:
+    set_device("cpu", threads, batch_size)  # what training at this batch size would use
     rng = np.random.default_rng(0)
     batches = random_batches(64, batch_size, rng)
     states = [rng.standard_normal(STATE_DIM).astype(np.float32) for _ in range(64)]
@@ -129,6 +130,7 @@ def run_case(hidden: tuple[int, int], batch_size: int, repeats: int, iters: int)
             times[name]["act"].append(ms_per_call(act, states, iters * 4))
     med = {name: {k: statistics.median(v) for k, v in t.items()} for name, t in times.items()}
     return {"hidden": list(hidden), "batch_size": batch_size, "repeats": repeats, "iters": iters,
+            "paddle_threads": cpu_threads(threads, batch_size),
             "ms": med, "raw_ms": times,
             "update_speedup_vs_torch": med["torch_eager"]["update"] / med["paddle_ddpg"]["update"],
             "update_speedup_vs_autograd": med["paddle_ddpg_autograd"]["update"] / med["paddle_ddpg"]["update"],
@@ -148,12 +150,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--iters", type=int, default=200, help="updates per timed block")
     parser.add_argument("--threads", type=int, default=0,
-                        help="Paddle's CPU threads (default 0: the package's default, up to 2)")
+                        help="Paddle's CPU threads (default 0: the package's default for each batch size)")
     parser.add_argument("--out", default="benchmarks/results/update.json")
     args = parser.parse_args()
-    set_device("cpu", args.threads)
     cases = [parse_case(c) for c in (args.case or ["256,128@32", "400,300@256"])]
-    results = [run_case(h, b, args.repeats, args.iters) for h, b in cases]
+    results = [run_case(h, b, args.repeats, args.iters, args.threads) for h, b in cases]
     print(f"{'nets':>9} {'batch':>5} | {'update ms: paddle_ddpg':>22} {'autograd':>8} {'torch':>7} {'vs torch':>8} | "
           f"{'act ms: paddle_ddpg':>19} {'torch':>7} {'vs torch':>8}")
     for r in results:
@@ -161,8 +162,7 @@ def main() -> None:
         print(f"{'-'.join(map(str, r['hidden'])):>9} {r['batch_size']:>5} | {p['update']:>22.3f} {a['update']:>8.3f} "
               f"{t['update']:>7.3f} {r['update_speedup_vs_torch']:>7.2f}x | {p['act']:>19.3f} {t['act']:>7.3f} "
               f"{r['act_speedup_vs_torch']:>7.2f}x")
-    meta = {"paddle": paddle.__version__, "paddle_threads": cpu_threads(args.threads),
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+    meta = {"paddle": paddle.__version__, "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
             "machine": platform.processor() or platform.machine(), "cpus": len(os.sched_getaffinity(0))}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"meta": meta, "results": results}, indent=1))

@@ -116,7 +116,7 @@ def run_sb3(config: Config, seed: int, eval_steps: list[int], kwargs: dict[str, 
     from stable_baselines3.common.noise import NormalActionNoise
 
     # As many threads as Paddle's CPU kernels use, so that the wall times compare like with like.
-    torch.set_num_threads(cpu_threads(config.threads))
+    torch.set_num_threads(cpu_threads(config.threads, config.batch_size))
 
     env = make_env(config.env, config.max_episode_steps)
     if (config.reward_offset, config.reward_scale) != (0.0, 1.0):

@@ -153,23 +153,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def cpu_threads(threads: int = 0) -> int:
-    """`threads`, or for 0 one per CPU core this process may use, at most two.
+def cpu_threads(threads: int = 0, batch_size: int = 1) -> int:
+    """`threads`, or for 0 the default for updates on batches of `batch_size`: one thread below 64, else one
+    per CPU core this process may use, at most two.
 
-    Paddle runs its CPU kernels on one thread unless told otherwise. A second thread made the update of the
-    400-300 networks at batch 256 about 1.4 times faster on a 2-core machine and left the tutorial's small
-    one unchanged within the noise (benchmarks/bench_update.py --threads); more than two could not be
-    measured there.
+    Paddle runs its CPU kernels on one thread unless told otherwise. On a 2-core machine a second thread made
+    the update of the 400-300 networks 1.1 to 1.4 times faster at batch 100 and 256
+    (benchmarks/bench_update.py --threads), but the tutorial preset's training at batch 32 about 15% slower
+    (760-784 against 643-696 steps/s, three runs each): at that size the products are too small to share and
+    the second thread costs more in hand-offs than it saves. More than two could not be measured there.
     """
-    return threads or min(len(os.sched_getaffinity(0)), 2)
+    if threads:
+        return threads
+    return 1 if batch_size < 64 else min(len(os.sched_getaffinity(0)), 2)
 
 
-def set_device(device: str, threads: int = 0) -> None:
+def set_device(device: str, threads: int = 0, batch_size: int = 1) -> None:
     """Select the device and the number of threads of Paddle's CPU kernels (`cpu_threads`)."""
     if device == "gpu" and not paddle.device.is_compiled_with_cuda():
         raise UsageError("--device gpu needs a CUDA build of paddlepaddle (paddlepaddle-gpu); this one is CPU-only")
     paddle.set_device(device)
-    paddle.base.core.set_num_threads(cpu_threads(threads))
+    paddle.base.core.set_num_threads(cpu_threads(threads, batch_size))
 
 
 if __name__ == "__main__":

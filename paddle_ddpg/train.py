@@ -98,12 +98,12 @@ class Trainer:
         self.eval_seconds = 0.0  # wall time spent evaluating, left out of the curve's train_seconds
         self._earlier_seconds = 0.0  # wall time of the run before it was last resumed
         self._clock = time.perf_counter()
+        self._losses: list[tuple[int, str, paddle.Tensor]] = []  # (learn step, VisualDL tag, loss)
+        self._loss_sums: dict[str, tuple[float, int]] = {}  # VisualDL tag -> (sum, count) not yet written
         if resume is not None:
             check_dims(config.env, resume["config"]["env"], resume["state_dim"], resume["action_dim"], self.env)
             self._restore(resume)
         self.writer: LogWriter | None = None
-        self._losses: list[tuple[int, str, paddle.Tensor]] = []  # (learn step, VisualDL tag, loss)
-        self._loss_sums: dict[str, tuple[float, int]] = {}  # VisualDL tag -> (sum, count) not yet written
 
     @property
     def checkpoint_path(self) -> Path:
@@ -245,6 +245,7 @@ class Trainer:
             "episode": self.episode, "steps": self.steps, "epsilon": self.epsilon,
             "wall_seconds": self.wall_seconds, "last_eval": self.last_eval, "last_eval_std": self.last_eval_std,
             "evals": self.evals, "eval_seconds": self.eval_seconds,
+            "loss_sums": self._loss_sums,  # so that a resumed run logs the same loss means as an uninterrupted one
             "log_dir_from_run_dir": os.path.relpath(self.log_dir, self.run_dir),
         })
 
@@ -257,6 +258,7 @@ class Trainer:
         self.last_eval, self.last_eval_std = saved["last_eval"], saved["last_eval_std"]
         self.evals, self.eval_seconds = saved.get("evals", []), saved.get("eval_seconds", 0.0)
         self._earlier_seconds = saved["wall_seconds"]
+        self._loss_sums = dict(saved.get("loss_sums", {}))
 
 
 def open_log(log_dir: Path) -> LogWriter:
@@ -320,7 +322,7 @@ def train(config: Config, preset: str = "tutorial", resume: dict[str, Any] | Non
         stamp = time.strftime("%Y%m%d-%H%M%S")
         label = preset if preset != config.env else config.algo  # env presets are named after their env
         config = dataclasses.replace(config, run_name=f"{config.env}_{label}_s{config.seed}_{stamp}")
-    set_device(config.device, config.threads)
+    set_device(config.device, config.threads, config.batch_size)
     run_dir, log_dir = run_paths(config, resume)
     trainer = Trainer(config, run_dir, log_dir, resume=resume)  # checks env and checkpoint before any disk write
     prepare_dirs(run_dir, log_dir, resuming=resume is not None, overwrite=overwrite)

@@ -151,7 +151,7 @@ def test_interrupted_and_resumed_run_equals_the_uninterrupted_one(tmp_path: Path
     assert [step for step, _ in part_rewards] == list(range(8))
     assert part_rewards == scalars(full_record, "episode reward")
     part_losses = scalars(part_record, "critic loss")
-    assert [step for step, _ in part_losses] == list(range(1, summary["learn_steps"] + 1))
+    assert [step for step, _ in part_losses] == list(range(10, summary["learn_steps"] + 1, 10))
     assert part_losses == scalars(full_record, "critic loss")
 
 
