@@ -140,10 +140,7 @@ def actor_forward(layers: Layers, scale: paddle.Tensor, shift: paddle.Tensor,
 def actor_backward(layers: Layers, saved: list[paddle.Tensor], scale: paddle.Tensor,
                    d_action: paddle.Tensor) -> list[paddle.Tensor]:
     """Gradients of the actor's parameters (w1, b1, w2, b2, ...) given dLoss/dAction."""
-    g = _C_ops.tanh_grad(saved[-1], _C_ops.multiply(d_action, scale))
-    grads, g = _hidden_backward(layers, saved, g, 0)
-    grads += [_bias_grad(g), _C_ops.matmul(saved[0], g, True, False)]
-    return grads[::-1]
+    return _backward(layers, saved[:-1], _C_ops.tanh_grad(saved[-1], _C_ops.multiply(d_action, scale)))
 
 
 class CriticLayers(NamedTuple):
@@ -187,20 +184,7 @@ def critic_forward(critic: CriticLayers, state: paddle.Tensor,
 
 def critic_backward(critic: CriticLayers, saved: list[paddle.Tensor], d_q: paddle.Tensor) -> list[paddle.Tensor]:
     """Gradients of the critic's parameters (w1, b1, w2, b2, ...) given dLoss/dQ."""
-    inputs, action = saved[:-1], saved[-1]
-    grads, g = [], d_q
-    for i in range(len(critic.layers) - 1, -1, -1):
-        weight = critic.input_rows if i == critic.action_layer else critic.layers[i][0]
-        if i > 0:
-            d_input, d_weight = _C_ops.matmul_grad(inputs[i], weight, g, False, False)
-        else:  # the state needs no gradient
-            d_weight = _C_ops.matmul(inputs[0], g, True, False)
-        if i == critic.action_layer:
-            d_weight = _C_ops.concat([d_weight, _C_ops.matmul(action, g, True, False)], 0)
-        grads += [_bias_grad(g), d_weight]
-        if i > 0:
-            g = _C_ops.relu_grad(inputs[i], d_input)
-    return grads[::-1]
+    return _backward(critic.layers, saved[:-1], d_q, (critic.action_layer, critic.input_rows, saved[-1]))
 
 
 def critic_action_grad(critic: CriticLayers, saved: list[paddle.Tensor], d_q: paddle.Tensor) -> paddle.Tensor:
@@ -211,14 +195,25 @@ def critic_action_grad(critic: CriticLayers, saved: list[paddle.Tensor], d_q: pa
     return _C_ops.matmul(g, critic.action_rows, False, True)
 
 
-def _hidden_backward(layers: Layers, inputs: list[paddle.Tensor], g: paddle.Tensor,
-                     down_to: int) -> tuple[list[paddle.Tensor], paddle.Tensor]:
-    """Backward from the gradient `g` at the last layer's output through the layers after `down_to`, whose
-    inputs are ReLU outputs. Returns their parameter gradients, last layer first, and the gradient at the
-    pre-activation of layer `down_to`."""
+def _backward(layers: Layers, inputs: list[paddle.Tensor], g: paddle.Tensor,
+              join: tuple[int, paddle.Tensor, paddle.Tensor] | None = None) -> list[paddle.Tensor]:
+    """Parameter gradients (w1, b1, w2, b2, ...) of linear layers with ReLUs between them, given the gradient
+    `g` at the last layer's output and each layer's input (the first, the network's input, needs none).
+
+    `join` is (layer, the rows of its weight that multiply its input, action) for a critic, whose action
+    joins that layer's input: the action's rows get their gradient from the action.
+    """
     grads = []
-    for i in range(len(layers) - 1, down_to, -1):
-        d_input, d_weight = _C_ops.matmul_grad(inputs[i], layers[i][0], g, False, False)
+    for i in range(len(layers) - 1, -1, -1):
+        joined = join is not None and i == join[0]
+        weight = join[1] if joined else layers[i][0]
+        if i > 0:
+            d_input, d_weight = _C_ops.matmul_grad(inputs[i], weight, g, False, False)
+        else:
+            d_weight = _C_ops.matmul(inputs[0], g, True, False)
+        if joined:
+            d_weight = _C_ops.concat([d_weight, _C_ops.matmul(join[2], g, True, False)], 0)
         grads += [_bias_grad(g), d_weight]
-        g = _C_ops.relu_grad(inputs[i], d_input)
-    return grads, g
+        if i > 0:
+            g = _C_ops.relu_grad(inputs[i], d_input)
+    return grads[::-1]
