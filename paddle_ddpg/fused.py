@@ -8,7 +8,8 @@ parameter by parameter cost several times that. So here:
   laid out alike (`share_flat`), so the soft update of every target network is two kernels
   (`agent.soft_update`), and Adam is one merged kernel per optimizer (`MergedAdam`);
 - forward passes keep the activations their backward passes need, and the backward passes are written out
-  with Paddle's own gradient kernels (matmul_grad, relu_grad, tanh_grad): no autograd graph is built;
+  with Paddle's own gradient kernels (matmul_grad, relu_grad, tanh_grad or stanh_grad): no autograd graph
+  is built;
 - biases join the matrix product (addmm) instead of a separate broadcast add, and bias gradients are
   products with a row of ones.
 
@@ -124,23 +125,48 @@ def minus_mean_and_grad(q: paddle.Tensor) -> tuple[paddle.Tensor, paddle.Tensor]
                                                                              str(q.place))
 
 
-def actor_forward(layers: Layers, scale: paddle.Tensor, shift: paddle.Tensor,
-                  state: paddle.Tensor) -> tuple[paddle.Tensor, list[paddle.Tensor]]:
-    """mu(s) as `Actor.forward` computes it, and what `actor_backward` needs: each layer's input, then tanh."""
+class ActorLayers(NamedTuple):
+    """An actor's layers and its output's affine map onto the action bounds, tanh(z) * scale + shift.
+
+    `symmetric_scale` is the scale as one number when every dimension has the same bounds centred on zero
+    (Pendulum's [-2, 2], MuJoCo's [-1, 1]): then one `stanh` kernel (scale * tanh(z)) does the work of tanh,
+    multiply and add, and one `stanh_grad` the backward's two.
+    """
+
+    layers: Layers
+    scale: paddle.Tensor
+    shift: paddle.Tensor
+    symmetric_scale: float | None
+
+
+def actor_layers(net: Actor) -> ActorLayers:
+    scale, shift = net.action_scale.numpy(), net.action_bias.numpy()
+    symmetric = bool(np.all(scale == scale[0]) and np.all(shift == 0))
+    return ActorLayers(layers_of(net), net.action_scale, net.action_bias, float(scale[0]) if symmetric else None)
+
+
+def actor_forward(actor: ActorLayers, state: paddle.Tensor) -> tuple[paddle.Tensor, list[paddle.Tensor]]:
+    """mu(s) as `Actor.forward` computes it, and what `actor_backward` needs: each layer's input, then the
+    output layer's pre-activation (symmetric bounds) or its tanh."""
     saved = [state]
     x = state
-    for layer in layers[:-1]:
+    for layer in actor.layers[:-1]:
         x = _C_ops.relu(_affine(x, layer))
         saved.append(x)
-    squashed = _C_ops.tanh(_affine(x, layers[-1]))
-    saved.append(squashed)
-    return _C_ops.add(_C_ops.multiply(squashed, scale), shift), saved
+    z = _affine(x, actor.layers[-1])
+    if actor.symmetric_scale is not None:
+        return _C_ops.stanh(z, 1.0, actor.symmetric_scale), saved + [z]
+    squashed = _C_ops.tanh(z)
+    return _C_ops.add(_C_ops.multiply(squashed, actor.scale), actor.shift), saved + [squashed]
 
 
-def actor_backward(layers: Layers, saved: list[paddle.Tensor], scale: paddle.Tensor,
-                   d_action: paddle.Tensor) -> list[paddle.Tensor]:
+def actor_backward(actor: ActorLayers, saved: list[paddle.Tensor], d_action: paddle.Tensor) -> list[paddle.Tensor]:
     """Gradients of the actor's parameters (w1, b1, w2, b2, ...) given dLoss/dAction."""
-    return _backward(layers, saved[:-1], _C_ops.tanh_grad(saved[-1], _C_ops.multiply(d_action, scale)))
+    if actor.symmetric_scale is not None:
+        g = _C_ops.stanh_grad(saved[-1], d_action, 1.0, actor.symmetric_scale)
+    else:
+        g = _C_ops.tanh_grad(saved[-1], _C_ops.multiply(d_action, actor.scale))
+    return _backward(actor.layers, saved[:-1], g)
 
 
 class CriticLayers(NamedTuple):

@@ -66,24 +66,12 @@ class Memory:
             oldest = (self._next - n) % self.memory_size
             idx = (oldest + start + np.arange(batch_size)) % self.memory_size
         else:
-            idx = self._distinct_indices(n, batch_size)
+            # O(batch_size) per draw: numpy samples without replacement by Floyd's algorithm at these sizes.
+            idx = self.rng.choice(n, batch_size, replace=False)
         return Batch(*self._columns(self._rows[idx]))
 
     def _columns(self, rows: np.ndarray) -> list[np.ndarray]:
         return [rows[:, columns] for columns in self._slices]
-
-    def _distinct_indices(self, n: int, k: int) -> np.ndarray:
-        """k distinct indices below n in O(k) expected time.
-
-        Draw with replacement and redraw only the collisions; while k <= n / 2 each round keeps more than
-        half of what it redraws. Larger k is a near-complete permutation anyway, so permute.
-        """
-        if 2 * k > n:
-            return self.rng.permutation(n)[:k]
-        idx = np.unique(self.rng.integers(0, n, size=k))
-        while idx.size < k:
-            idx = np.unique(np.concatenate([idx, self.rng.integers(0, n, size=k - idx.size)]))
-        return idx
 
     def clear(self) -> None:
         self._next = 0

@@ -17,6 +17,8 @@ from paddle_ddpg.networks import Actor, Critic
 LOW = np.array([-2.0, 0.0, -0.5], dtype=np.float32)
 HIGH = np.array([2.0, 1.0, 0.5], dtype=np.float32)
 STATE_DIM, ACTION_DIM = 5, 3
+# Per-dimension bounds (tanh, multiply, add), and bounds alike and centred on zero (one stanh kernel).
+BOUNDS = [(LOW, HIGH), (np.full(ACTION_DIM, -2.0, np.float32), np.full(ACTION_DIM, 2.0, np.float32))]
 HIDDEN = [(8,), (32, 16), (24, 16, 8)]  # one, two and three hidden layers
 # Each with the action joining every layer it can: 0 beside the state, 1 the tutorial's, up to the output layer.
 CRITICS = [(hidden, layer) for hidden in HIDDEN for layer in range(len(hidden) + 1)]
@@ -30,26 +32,39 @@ def _batch(rng: np.random.Generator, size: int = 16) -> Batch:
                  (rng.random((size, 1)) < 0.2).astype(np.float32))
 
 
+@pytest.mark.parametrize(("low", "high", "expected"), [([-2.0], [2.0], 2.0), ([-1.0] * 3, [1.0] * 3, 1.0),
+                                                      (LOW, HIGH, None), ([0.0], [1.0], None),
+                                                      ([-1.0, -2.0], [1.0, 2.0], None)])
+def test_one_stanh_kernel_only_for_bounds_alike_and_centred(low: list[float], high: list[float],
+                                                            expected: float | None) -> None:
+    actor = Actor(STATE_DIM, len(low), low, high, (8,))
+    assert fused.actor_layers(actor).symmetric_scale == expected
+
+
+@pytest.mark.parametrize("bounds", BOUNDS)
 @pytest.mark.parametrize(("hidden", "action_layer"), CRITICS)
-def test_explicit_forwards_equal_the_layers(hidden: tuple[int, ...], action_layer: int) -> None:
+def test_explicit_forwards_equal_the_layers(hidden: tuple[int, ...], action_layer: int,
+                                            bounds: tuple[np.ndarray, np.ndarray]) -> None:
     paddle.seed(0)
-    actor = Actor(STATE_DIM, ACTION_DIM, LOW, HIGH, hidden)
+    actor = Actor(STATE_DIM, ACTION_DIM, *bounds, hidden)
     critic = Critic(STATE_DIM, ACTION_DIM, hidden, action_layer)
     state = paddle.randn([16, STATE_DIM])
     with paddle.no_grad():
         action = actor(state)
-        ours, _ = fused.actor_forward(fused.layers_of(actor), actor.action_scale, actor.action_bias, state)
+        ours, _ = fused.actor_forward(fused.actor_layers(actor), state)
         np.testing.assert_allclose(ours.numpy(), action.numpy(), rtol=1e-5, atol=1e-6)
         ours, _ = fused.critic_forward(fused.critic_layers(critic), state, action)
         np.testing.assert_allclose(ours.numpy(), critic(state, action).numpy(), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("bounds", BOUNDS)
 @pytest.mark.parametrize(("hidden", "action_layer"), CRITICS)
-def test_explicit_gradients_equal_autograd(hidden: tuple[int, ...], action_layer: int) -> None:
+def test_explicit_gradients_equal_autograd(hidden: tuple[int, ...], action_layer: int,
+                                           bounds: tuple[np.ndarray, np.ndarray]) -> None:
     """Critic parameter gradients of an MSE loss, the action gradient through a frozen critic, and the actor
     parameter gradients of -mean Q, each against paddle.grad."""
     paddle.seed(1)
-    actor = Actor(STATE_DIM, ACTION_DIM, LOW, HIGH, hidden)
+    actor = Actor(STATE_DIM, ACTION_DIM, *bounds, hidden)
     critic = Critic(STATE_DIM, ACTION_DIM, hidden, action_layer)
     batch = _batch(np.random.default_rng(1))
     state, action, y = (paddle.to_tensor(x) for x in (batch.state, batch.action, batch.reward))
@@ -63,11 +78,11 @@ def test_explicit_gradients_equal_autograd(hidden: tuple[int, ...], action_layer
 
     expected = paddle.grad(-critic(state, actor(state)).mean(), actor.parameters())
     with paddle.no_grad():
-        mu, saved_actor = fused.actor_forward(fused.layers_of(actor), actor.action_scale, actor.action_bias, state)
+        mu, saved_actor = fused.actor_forward(fused.actor_layers(actor), state)
         q, saved_critic = fused.critic_forward(fused.critic_layers(critic), state, mu)
         _, d_q = fused.minus_mean_and_grad(q)
         d_action = fused.critic_action_grad(fused.critic_layers(critic), saved_critic, d_q)
-        got = fused.actor_backward(fused.layers_of(actor), saved_actor, actor.action_scale, d_action)
+        got = fused.actor_backward(fused.actor_layers(actor), saved_actor, d_action)
     _assert_all_equal(got, expected)
 
 
