@@ -60,8 +60,10 @@ def throughput(seed: int, workdir: str) -> dict[str, Any]:
             "tutorial_port": {"steps_per_second": port["steps_per_second"], "train_seconds": port["wall_seconds"],
                               "last20_mean": port["last20_mean"], "eval_mean": port["eval_mean"]},
             "paddle_ddpg": {"steps_per_second": round(ours["steps"] / ours["train_seconds"], 1),
-                            "train_seconds": ours["train_seconds"], "last20_mean": round(float(np.mean(rewards[-20:])), 1),
-                            "eval_mean": round(ours["final_eval_mean"], 1), "eval_std": round(ours["final_eval_std"], 1)}}
+                            "train_seconds": ours["train_seconds"],
+                            "last20_mean": round(float(np.mean(rewards[-20:])), 1),
+                            "eval_mean": round(ours["final_eval_mean"], 1),
+                            "eval_std": round(ours["final_eval_std"], 1)}}
 
 
 def time_to_threshold(evals: list[dict[str, float]]) -> float | None:

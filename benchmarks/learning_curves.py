@@ -5,8 +5,9 @@ Each seed trains with `paddle_ddpg.train.train` (one run after another) and keep
 --final-episodes episodes (default 100), whose first starts are the curve's: ten Pendulum episodes put the
 mean within about +-25 of the policy's true mean return, a hundred within about +-8. With --sb3,
 Stable-Baselines3's DDPG or TD3 trains on the same budget with the preset's hyperparameters and is
-evaluated on the same reset seeds at the same env steps. Writes <out-dir>/<name>.png (mean over seeds with a 95% Student-t confidence band), <name>.md
-(final evaluation per seed, mean +- std, wall seconds) and <name>.json (every number behind them).
+evaluated on the same reset seeds at the same env steps. Writes <out-dir>/<name>.png (mean over seeds with
+a 95% Student-t confidence band), <name>.md (final evaluation per seed, mean +- std, wall seconds) and
+<name>.json (every number behind them).
 
     python benchmarks/learning_curves.py --preset Pendulum-v1 --seeds 0 1 2 3 4 --sb3
     python benchmarks/learning_curves.py --preset Pendulum-v1 --seeds 0 1 --total-steps 2000 \\

@@ -1,8 +1,8 @@
 """Writing and reading checkpoints so that no crash, kill or bad path costs a user their training.
 
 A run directory holds the tutorial-style snapshots `ddpg-actor<episode>.pdparams` and
-`ddpg-critic<episode>.pdparams` (`td3-` for TD3; plain state dicts: `paddle.load` + `set_state_dict`, as in the tutorial),
-`config.json`, and `checkpoint.pdckpt`: the full training state that `--resume` continues from.
+`ddpg-critic<episode>.pdparams` (`td3-` for TD3; plain state dicts: `paddle.load` + `set_state_dict`, as in
+the tutorial), `config.json`, and `checkpoint.pdckpt`: the full training state that `--resume` continues from.
 """
 
 from __future__ import annotations

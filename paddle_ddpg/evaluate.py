@@ -17,7 +17,8 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 
-from paddle_ddpg.checkpoint import CHECKPOINT_NAME, CHECKPOINT_SUFFIX, load_checkpoint, load_state_dict, resolve_checkpoint
+from paddle_ddpg.checkpoint import (CHECKPOINT_NAME, CHECKPOINT_SUFFIX, load_checkpoint, load_state_dict,
+                                    resolve_checkpoint)
 from paddle_ddpg.config import Parser, UsageError, load_config_file
 from paddle_ddpg.env import EVAL_STREAM, episode_seed, make_env
 from paddle_ddpg.export import error_summary, exported_prefix, load_exported
