@@ -32,7 +32,7 @@ def soft_update(target: nn.Layer | paddle.Tensor, source: nn.Layer | paddle.Tens
     with paddle.no_grad():
         for target_param, param in pairs:
             _C_ops.scale_(target_param, 1.0 - tau, 0.0, True)
-            _C_ops.sgd_(target_param, fused.filled(1, 1, -tau, str(param.place)), param, None, False)
+            _C_ops.sgd_(target_param, fused.filled(1, 1, -tau, param.place), param, None, False)
 
 
 def td_target(reward: paddle.Tensor, terminated: paddle.Tensor, q_next: paddle.Tensor,
