@@ -4,8 +4,8 @@ paddle_ddpg runs on its default (fused) path and with autograd (`fused=False`), 
 (one below batch 64, else up to 2) unless --threads says otherwise. All sides get the same network sizes,
 batches (numpy arrays, converted inside the timed call), Adam, MSE critic loss, actor loss -Q(s, mu(s))
 and soft update. The PyTorch side is written the way a PyTorch user would write it (eager, default
-optimizer settings, default thread count). Runs are interleaved in one process so all see the same
-machine state; medians over repeats are reported.
+optimizer settings, default thread count unless --torch-threads says otherwise). Runs are interleaved in
+one process so all see the same machine state; medians over repeats are reported.
 
     python benchmarks/bench_update.py                  # tutorial nets @ batch 32, 400-300 nets @ batch 256
     python benchmarks/bench_update.py --case 64,64@128 --repeats 9
@@ -151,8 +151,12 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=200, help="updates per timed block")
     parser.add_argument("--threads", type=int, default=0,
                         help="Paddle's CPU threads (default 0: the package's default for each batch size)")
+    parser.add_argument("--torch-threads", type=int, default=0,
+                        help="PyTorch's CPU threads (default 0: PyTorch's own default, one per core)")
     parser.add_argument("--out", default="benchmarks/results/update.json")
     args = parser.parse_args()
+    if args.torch_threads > 0:
+        torch.set_num_threads(args.torch_threads)
     cases = [parse_case(c) for c in (args.case or ["256,128@32", "400,300@256"])]
     results = [run_case(h, b, args.repeats, args.iters, args.threads) for h, b in cases]
     print(f"{'nets':>9} {'batch':>5} | {'update ms: paddle_ddpg':>22} {'autograd':>8} {'torch':>7} {'vs torch':>8} | "
