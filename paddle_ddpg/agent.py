@@ -10,7 +10,6 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
-from paddle import _C_ops
 
 from paddle_ddpg import fused
 from paddle_ddpg.config import Config
@@ -31,8 +30,8 @@ def soft_update(target: nn.Layer | paddle.Tensor, source: nn.Layer | paddle.Tens
     pairs = zip(target.parameters(), source.parameters()) if isinstance(target, nn.Layer) else [(target, source)]
     with paddle.no_grad():
         for target_param, param in pairs:
-            _C_ops.scale_(target_param, 1.0 - tau, 0.0, True)
-            _C_ops.sgd_(target_param, fused.filled(1, 1, -tau, param.place), param, None, False)
+            fused.kernels.scale_(target_param, 1.0 - tau, 0.0, True)
+            fused.kernels.sgd_(target_param, fused.filled(1, 1, -tau, param.place), param, None, False)
 
 
 def td_target(reward: paddle.Tensor, terminated: paddle.Tensor, q_next: paddle.Tensor,
@@ -44,7 +43,8 @@ def td_target(reward: paddle.Tensor, terminated: paddle.Tensor, q_next: paddle.T
     Three kernels, gamma * (1 - terminated) being one scale (-gamma * terminated + gamma); the operators
     would make four, each through Python's operator overloading.
     """
-    return _C_ops.add(reward, _C_ops.multiply(_C_ops.scale(terminated, -gamma, gamma, True), q_next))
+    k = fused.kernels  # Paddle's, or a Trace recording them
+    return k.add(reward, k.multiply(k.scale(terminated, -gamma, gamma, True), q_next))
 
 
 class DDPG:
@@ -95,6 +95,7 @@ class DDPG:
         self._place = paddle.framework._current_expected_place()
         self._state, self._target_noise = paddle.zeros([1]), paddle.zeros([1])
         self._batch = [paddle.zeros([1]) for _ in Batch._fields]
+        self._traces: dict[tuple[int, bool, float, float], fused.Trace] = {}  # recorded updates (`learn`)
         self.noise = make_noise(config.noise, action_dim, config.noise_std, self.rng, theta=config.ou_theta)
         self.learn_steps = 0
 
@@ -137,30 +138,64 @@ class DDPG:
 
     def target_q(self, next_state: paddle.Tensor) -> paddle.Tensor:
         """Q'(s', a') with a' = mu'(s'); for TD3, a' carries clipped noise and Q' is the smaller of the two."""
+        if self.target_noise > 0:
+            self._draw_target_noise(next_state.shape[0])
+        return self._target_q(next_state)
+
+    def _draw_target_noise(self, rows: int) -> None:
+        """TD3's noise on the target action, drawn with numpy so the checkpointed generator state covers it,
+        clipped and scaled to each action range, into the tensor `_target_q` adds."""
+        noise = np.clip(self.target_noise * self.rng.standard_normal((rows, len(self.action_scale))),
+                        -self.target_noise_clip, self.target_noise_clip) * self.action_scale
+        self._fill(self._target_noise, noise)
+
+    def _target_q(self, next_state: paddle.Tensor) -> paddle.Tensor:
+        """`target_q` with the noise already drawn."""
         next_action = self._mu(self.actor_target, next_state)
         if self.target_noise > 0:
-            # Drawn with numpy so the checkpointed generator state covers it, scaled to each action range.
-            noise = np.clip(self.target_noise * self.rng.standard_normal(next_action.shape),
-                            -self.target_noise_clip, self.target_noise_clip) * self.action_scale
-            next_action = next_action + self._fill(self._target_noise, noise)
-            next_action = paddle.minimum(paddle.maximum(next_action, self.actor.action_low), self.actor.action_high)
+            next_action = fused.kernels.add(next_action, self._target_noise)
+            next_action = fused.kernels.minimum(fused.kernels.maximum(next_action, self.actor.action_low),
+                                            self.actor.action_high)
         q_next = self._q(self.critic_target, next_state, next_action)
         if self.critic2_target is not None:
-            q_next = paddle.minimum(q_next, self._q(self.critic2_target, next_state, next_action))
+            q_next = fused.kernels.minimum(q_next, self._q(self.critic2_target, next_state, next_action))
         return q_next
 
     def learn(self, batch: Batch) -> dict[str, paddle.Tensor]:
         """One critic step, then (every `policy_delay` steps) one actor step and the soft updates.
 
         Returns the losses computed, keyed by their VisualDL tags, as tensors: reading them would sync.
+
+        On the fused path the first update of each kind (batch size, with or without the actor step, gamma
+        and tau) is recorded and later ones replay its kernels without the Python around them
+        (`fused.Trace`): the same kernels on the same tensors, so the same numbers.
         """
-        state, action, reward, next_state, terminated = map(self._fill, self._batch, batch)
-        with paddle.no_grad():
-            y = td_target(reward, terminated, self.target_q(next_state), self.gamma)
-        losses = {"critic loss": self._critic_step(state, action, y)}
+        for tensor, array in zip(self._batch, batch):
+            self._fill(tensor, array)
+        if self.target_noise > 0:
+            self._draw_target_noise(len(batch.next_state))
         self.learn_steps += 1
-        if self.learn_steps % self.policy_delay == 0:
-            losses["actor loss"] = self._actor_step(state)
+        actor_step = self.learn_steps % self.policy_delay == 0
+        if not self.fused:
+            losses = self._update(actor_step)
+        else:
+            key = (len(batch.state), actor_step, self.gamma, self.tau)
+            with paddle.no_grad():
+                if key in self._traces:
+                    losses = self._traces[key].run()
+                else:
+                    self._traces[key] = trace = fused.Trace(functools.partial(self._update, actor_step))
+                    losses = trace.outputs
+        return dict(zip(("critic loss", "actor loss"), losses))
+
+    def _update(self, actor_step: bool) -> tuple[paddle.Tensor, ...]:
+        """The critic loss and, with `actor_step`, the actor loss, from the batch `learn` copied in."""
+        state, action, reward, next_state, terminated = self._batch
+        with paddle.no_grad():
+            y = td_target(reward, terminated, self._target_q(next_state), self.gamma)
+        losses = (self._critic_step(state, action, y),)
+        if actor_step:
+            losses += (self._actor_step(state),)
             soft_update(self._target, self._online, self.tau)
         return losses
 
@@ -172,15 +207,14 @@ class DDPG:
                 for critic in self._critics():
                     q, saved = fused.critic_forward(self._layers[critic], state, action)
                     mse, d_q = fused.mse_and_grad(q, y)
-                    loss = mse if loss is None else _C_ops.add(loss, mse)
+                    loss = mse if loss is None else fused.kernels.add(loss, mse)
                     grads += fused.critic_backward(self._layers[critic], saved, d_q)
-        else:
-            loss = sum(F.mse_loss(critic(state, action), y) for critic in self._critics())
-            loss.backward()
-            grads = [p.grad for p in self._critic_parameters()]
-        self.critic_optim.step(grads)
-        if not self.fused:
-            _clear_gradients(self._critic_parameters())
+                self.critic_optim.step(grads)
+            return loss
+        loss = sum(F.mse_loss(critic(state, action), y) for critic in self._critics())
+        loss.backward()
+        self.critic_optim.step([p.grad for p in self._critic_parameters()])
+        _clear_gradients(self._critic_parameters())
         return loss.detach()
 
     def _actor_step(self, state: paddle.Tensor) -> paddle.Tensor:
@@ -192,19 +226,17 @@ class DDPG:
                 q, saved_critic = fused.critic_forward(self._layers[self.critic], state, action)
                 loss, d_q = fused.minus_mean_and_grad(q)
                 d_action = fused.critic_action_grad(self._layers[self.critic], saved_critic, d_q)
-                grads = fused.actor_backward(actor, saved_actor, d_action)
-        else:
-            # The tutorial wrapped this in critic.eval()/train(), which changes nothing for layers without
-            # dropout or batch norm. Freezing the critic's weights instead spares the backward pass their
-            # gradients, which the actor step never uses.
-            _freeze(self.critic, True)
-            loss = -self.critic(state, self.actor(state)).mean()
-            loss.backward()
-            _freeze(self.critic, False)
-            grads = [p.grad for p in self.actor.parameters()]
-        self.actor_optim.step(grads)
-        if not self.fused:
-            _clear_gradients(self.actor.parameters())
+                self.actor_optim.step(fused.actor_backward(actor, saved_actor, d_action))
+            return loss
+        # The tutorial wrapped this in critic.eval()/train(), which changes nothing for layers without
+        # dropout or batch norm. Freezing the critic's weights instead spares the backward pass their
+        # gradients, which the actor step never uses.
+        _freeze(self.critic, True)
+        loss = -self.critic(state, self.actor(state)).mean()
+        loss.backward()
+        _freeze(self.critic, False)
+        self.actor_optim.step([p.grad for p in self.actor.parameters()])
+        _clear_gradients(self.actor.parameters())
         return loss.detach()
 
     def parameters_finite(self) -> bool:

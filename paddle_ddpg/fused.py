@@ -21,14 +21,17 @@ parameters are views of the buffers, so `state_dict`, `set_state_dict` and `padd
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import paddle
 from paddle import _C_ops
 
 from paddle_ddpg.networks import Actor, Critic
+
+# Every explicit kernel call goes through this name, so that `Trace` can record the calls of one update.
+kernels: Any = _C_ops
 
 Layers = list[tuple[paddle.Tensor, paddle.Tensor]]  # (weight [in, out], bias [out]) per linear layer
 
@@ -77,7 +80,7 @@ class MergedAdam:
     def step(self, grads: Sequence[paddle.Tensor]) -> None:
         """One Adam step, given one gradient per parameter in `params` order."""
         with paddle.no_grad():
-            _C_ops.merged_adam_(self.params, list(grads), [self.learning_rate] * len(self.params), self.moment1,
+            kernels.merged_adam_(self.params, list(grads), [self.learning_rate] * len(self.params), self.moment1,
                                 self.moment2, None, self.beta1_pow, self.beta2_pow, None, self.beta1, self.beta2,
                                 self.epsilon, False, False, False)
 
@@ -100,7 +103,7 @@ class MergedAdam:
 
 def _affine(x: paddle.Tensor, layer: tuple[paddle.Tensor, paddle.Tensor]) -> paddle.Tensor:
     weight, bias = layer
-    return _C_ops.addmm(bias, x, weight, 1.0, 1.0)
+    return kernels.addmm(bias, x, weight, 1.0, 1.0)
 
 
 @functools.cache
@@ -113,18 +116,18 @@ def filled(rows: int, columns: int, value: float, place: paddle.base.core.Place)
 
 def _bias_grad(g: paddle.Tensor) -> paddle.Tensor:
     """Column sums of g as a [1, n] product with ones: a matrix kernel, faster than Paddle's sum on CPU."""
-    return _C_ops.matmul(filled(1, g.shape[0], 1.0, g.place), g, False, False)
+    return kernels.matmul(filled(1, g.shape[0], 1.0, g.place), g, False, False)
 
 
 def mse_and_grad(q: paddle.Tensor, y: paddle.Tensor) -> tuple[paddle.Tensor, paddle.Tensor]:
     """mean((q - y)^2) and its gradient 2 (q - y) / batch."""
-    error = _C_ops.subtract(q, y)
-    return _C_ops.mean(_C_ops.square(error), [], False), _C_ops.scale(error, 2.0 / q.shape[0], 0.0, True)
+    error = kernels.subtract(q, y)
+    return kernels.mean(kernels.square(error), [], False), kernels.scale(error, 2.0 / q.shape[0], 0.0, True)
 
 
 def minus_mean_and_grad(q: paddle.Tensor) -> tuple[paddle.Tensor, paddle.Tensor]:
     """-mean(q) (the actor's loss) and its gradient, the constant -1 / batch."""
-    loss = _C_ops.scale(_C_ops.mean(q, [], False), -1.0, 0.0, True)
+    loss = kernels.scale(kernels.mean(q, [], False), -1.0, 0.0, True)
     return loss, filled(q.shape[0], 1, -1.0 / q.shape[0], q.place)
 
 
@@ -154,21 +157,21 @@ def actor_forward(actor: ActorLayers, state: paddle.Tensor) -> tuple[paddle.Tens
     saved = [state]
     x = state
     for layer in actor.layers[:-1]:
-        x = _C_ops.relu(_affine(x, layer))
+        x = kernels.relu(_affine(x, layer))
         saved.append(x)
     z = _affine(x, actor.layers[-1])
     if actor.symmetric_scale is not None:
-        return _C_ops.stanh(z, 1.0, actor.symmetric_scale), saved + [z]
-    squashed = _C_ops.tanh(z)
-    return _C_ops.add(_C_ops.multiply(squashed, actor.scale), actor.shift), saved + [squashed]
+        return kernels.stanh(z, 1.0, actor.symmetric_scale), saved + [z]
+    squashed = kernels.tanh(z)
+    return kernels.add(kernels.multiply(squashed, actor.scale), actor.shift), saved + [squashed]
 
 
 def actor_backward(actor: ActorLayers, saved: list[paddle.Tensor], d_action: paddle.Tensor) -> list[paddle.Tensor]:
     """Gradients of the actor's parameters (w1, b1, w2, b2, ...) given dLoss/dAction."""
     if actor.symmetric_scale is not None:
-        g = _C_ops.stanh_grad(saved[-1], d_action, 1.0, actor.symmetric_scale)
+        g = kernels.stanh_grad(saved[-1], d_action, 1.0, actor.symmetric_scale)
     else:
-        g = _C_ops.tanh_grad(saved[-1], _C_ops.multiply(d_action, actor.scale))
+        g = kernels.tanh_grad(saved[-1], kernels.multiply(d_action, actor.scale))
     return _backward(actor.layers, saved[:-1], g)
 
 
@@ -202,12 +205,12 @@ def critic_forward(critic: CriticLayers, state: paddle.Tensor,
     for i, layer in enumerate(layers):
         saved.append(x)
         if i == critic.action_layer:
-            z = _C_ops.addmm(_C_ops.addmm(layer[1], x, critic.input_rows, 1.0, 1.0), action, critic.action_rows,
+            z = kernels.addmm(kernels.addmm(layer[1], x, critic.input_rows, 1.0, 1.0), action, critic.action_rows,
                              1.0, 1.0)
         else:
             z = _affine(x, layer)
         if i < len(layers) - 1:
-            x = _C_ops.relu(z)
+            x = kernels.relu(z)
     return z, saved + [action]
 
 
@@ -220,8 +223,8 @@ def critic_action_grad(critic: CriticLayers, saved: list[paddle.Tensor], d_q: pa
     """dLoss/dAction through a critic whose own gradients are not needed (the actor step)."""
     g = d_q
     for i in range(len(critic.layers) - 1, critic.action_layer, -1):
-        g = _C_ops.relu_grad(saved[i], _C_ops.matmul(g, critic.layers[i][0], False, True))
-    return _C_ops.matmul(g, critic.action_rows, False, True)
+        g = kernels.relu_grad(saved[i], kernels.matmul(g, critic.layers[i][0], False, True))
+    return kernels.matmul(g, critic.action_rows, False, True)
 
 
 def _backward(layers: Layers, inputs: list[paddle.Tensor], g: paddle.Tensor,
@@ -237,12 +240,108 @@ def _backward(layers: Layers, inputs: list[paddle.Tensor], g: paddle.Tensor,
         joined = join is not None and i == join[0]
         weight = join[1] if joined else layers[i][0]
         if i > 0:
-            d_input, d_weight = _C_ops.matmul_grad(inputs[i], weight, g, False, False)
+            d_input, d_weight = kernels.matmul_grad(inputs[i], weight, g, False, False)
         else:
-            d_weight = _C_ops.matmul(inputs[0], g, True, False)
+            d_weight = kernels.matmul(inputs[0], g, True, False)
         if joined:
-            d_weight = _C_ops.concat([d_weight, _C_ops.matmul(join[2], g, True, False)], 0)
+            d_weight = kernels.concat([d_weight, kernels.matmul(join[2], g, True, False)], 0)
         grads += [_bias_grad(g), d_weight]
         if i > 0:
-            g = _C_ops.relu_grad(inputs[i], d_input)
+            g = kernels.relu_grad(inputs[i], d_input)
     return grads[::-1]
+
+
+class Trace:
+    """The kernel calls of one run of `update`, replayed as a straight-line Python function.
+
+    Around its kernels an update runs Python: loops over layers, NamedTuple fields, constant look-ups,
+    function calls; about 1 us per kernel, a tenth of an update at the tutorial's sizes. But every update of
+    one batch size calls the same kernels on the same tensors: parameters and Adam's moments are updated in
+    place, inputs are copied into kept tensors (`DDPG._fill`) and constants are made once. So `Trace` runs
+    `update` once with `kernels` recording each call, and writes the calls out as the body of one function
+    (`source`), with the tensors that existed before each call as constants and the others as local
+    variables. `run()` then calls the kernels alone.
+
+    Whatever else `update` computes is fixed by the recording: it must draw no random numbers, read no tensor
+    values and make no tensor but through `kernels`, and it must return only tensors that kernels made
+    (checked). Anything that changes between calls (the batch size, tau, gamma, whether the actor steps)
+    belongs in the key under which the caller keeps its traces.
+    """
+
+    def __init__(self, update: Callable[[], tuple[paddle.Tensor, ...]]) -> None:
+        global kernels
+        self._names: dict[int, str] = {}  # id of each tensor seen -> its name in the source
+        self._namespace: dict[str, Any] = {}  # the kernels and constants the source refers to
+        self._calls: list[tuple[str, list[str], list[str]]] = []  # each call's line, variables read and made
+        self._reads: list[str] = []  # the variables read by the call being recorded
+        self._made: list[str] = []  # and those it makes
+        self._seen: list[Any] = []  # keeps every recorded value alive, so that no id is reused meanwhile
+        kernels = self
+        try:
+            self.outputs = update()
+        finally:
+            kernels = _C_ops
+        made = {name for name in self._names.values() if name.startswith("v")}
+        returned = [self._names.get(id(t), "") for t in self.outputs]
+        if not all(name in made for name in returned):
+            raise ValueError("a traced update must return tensors its kernels made")
+        self.source = "def run():\n" + "".join(f"    {line}\n" for line in self._body(made - set(returned)))
+        self.source += f"    return ({''.join(name + ', ' for name in returned)})\n"
+        exec(compile(self.source, "<traced update>", "exec"), self._namespace)
+        self.run: Callable[[], tuple[paddle.Tensor, ...]] = self._namespace["run"]
+        self._seen = []
+
+    def _body(self, temporaries: set[str]) -> list[str]:
+        """The calls, each temporary deleted after the last call that reads it: as in eager code, its memory
+        goes back to the allocator while the next tensors are made. Keeping every activation alive to the
+        end made the 400-300 update at batch 256 5-30% slower than the untraced one (two runs); deleting
+        them, as here, made it as fast or faster."""
+        last_read = {}
+        for i, (_, reads, made) in enumerate(self._calls):  # a result nothing reads dies where it is made
+            last_read.update((name, i) for name in reads + made if name in temporaries)
+        body = []
+        for i, (line, _, _) in enumerate(self._calls):
+            body.append(line)
+            dead = [name for name, last in last_read.items() if last == i]
+            if dead:
+                body.append("del " + ", ".join(dead))
+        return body
+
+    def __getattr__(self, op: str) -> Callable[..., Any]:
+        kernel = getattr(_C_ops, op)
+        self._namespace[op] = kernel
+
+        def record(*args: Any) -> Any:
+            self._reads, self._made = [], []
+            arguments = ", ".join(self._argument(a) for a in args)
+            result = kernel(*args)
+            self._seen.append(result)
+            self._calls.append((f"{self._target(result)} = {op}({arguments})", self._reads, self._made))
+            return result
+
+        return record
+
+    def _argument(self, value: Any) -> str:
+        if isinstance(value, paddle.Tensor):
+            if id(value) not in self._names:  # made before the recording or outside kernels: a constant
+                self._names[id(value)] = name = f"c{len(self._names)}"
+                self._namespace[name] = value
+                self._seen.append(value)
+            self._reads.append(self._names[id(value)])
+            return self._names[id(value)]
+        if isinstance(value, (list, tuple)):
+            return "[" + ", ".join(self._argument(v) for v in value) + "]"
+        if value is None or isinstance(value, (bool, int, str)) or (isinstance(value, float) and np.isfinite(value)):
+            return repr(value)
+        raise TypeError(f"cannot trace a kernel argument of type {type(value).__name__}")
+
+    def _target(self, result: Any) -> str:
+        if isinstance(result, paddle.Tensor) and id(result) not in self._names:
+            self._names[id(result)] = name = f"v{len(self._names)}"
+            self._made.append(name)
+            return name
+        if isinstance(result, (list, tuple)):
+            parts = [self._target(r) for r in result]
+            if any(part != "_" for part in parts):
+                return "(" + "".join(part + ", " for part in parts) + ")"
+        return "_"

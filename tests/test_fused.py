@@ -167,3 +167,62 @@ def test_fused_and_autograd_agents_train_alike(algo: str, hidden: tuple[int, ...
             np.testing.assert_allclose(a[name][key], b[name][key], rtol=1e-4, atol=1e-5, err_msg=f"{name} {key}")
     state = rng.standard_normal(STATE_DIM).astype(np.float32)
     np.testing.assert_allclose(agent.select_action(state), plain.select_action(state), rtol=1e-5, atol=1e-6)
+
+
+def test_a_trace_replays_its_kernels_on_the_tensors_of_the_moment() -> None:
+    """The recorded function reads its constant tensors as they are when it runs, makes new outputs each
+    run, and computes what the kernels compute."""
+    weight, state = paddle.randn([3, 4]), paddle.zeros([1])
+    place = paddle.framework._current_expected_place()
+
+    def update() -> tuple[paddle.Tensor, ...]:
+        hidden = fused.kernels.relu(fused.kernels.matmul(state, weight, False, False))
+        return hidden, fused.kernels.scale(hidden, 2.0, 1.0, True)
+
+    state.get_tensor().set(np.ones((2, 3), np.float32), place)
+    trace = fused.Trace(update)
+    assert trace.source.count(" = ") == 3 and fused.kernels is paddle._C_ops
+    first = [t.numpy() for t in trace.outputs]
+    for _ in range(2):
+        x = np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32)
+        state.get_tensor().set(x, place)
+        weight.scale_(0.5)  # updated in place, as Adam updates parameters
+        hidden, out = trace.run()
+        expected = np.maximum(x @ weight.numpy(), 0)
+        np.testing.assert_allclose(hidden.numpy(), expected, rtol=1e-6)
+        np.testing.assert_allclose(out.numpy(), 2 * expected + 1, rtol=1e-6)
+    np.testing.assert_array_equal(trace.outputs[0].numpy(), first[0])  # the recording's outputs are its own
+
+
+def test_a_trace_refuses_outputs_made_outside_kernels() -> None:
+    """A tensor made by other means would come back unchanged from every run: refused when recorded."""
+    x = paddle.ones([2, 2])
+    with pytest.raises(ValueError, match="kernels made"):
+        fused.Trace(lambda: (fused.kernels.relu(x).detach(),))
+    assert fused.kernels is paddle._C_ops
+
+
+def test_recorded_updates_follow_batch_size_tau_and_the_policy_delay() -> None:
+    """The fused agent keeps one recording per batch size, tau, gamma and actor step or not, and trains as the
+    autograd agent does when they change between calls."""
+    config = Config(actor_hidden=(16, 8), critic_hidden=(16, 8), lr_actor=1e-2, lr_critic=1e-2, tau=0.05,
+                    algo="td3", policy_delay=2)
+    paddle.seed(0)
+    agent = DDPG(STATE_DIM, ACTION_DIM, LOW, HIGH, config, rng=np.random.default_rng(0))
+    plain = DDPG(STATE_DIM, ACTION_DIM, LOW, HIGH, dataclasses.replace(config, fused=False),
+                 rng=np.random.default_rng(0))
+    plain.set_state_dict(agent.state_dict())
+    rng = np.random.default_rng(0)
+    for size, tau in [(16, 0.05), (8, 0.05), (16, 0.2), (16, 0.05)]:
+        agent.tau = plain.tau = tau
+        for _ in range(4):
+            batch = _batch(rng, size)
+            ours, theirs = agent.learn(batch), plain.learn(batch)
+            assert ours.keys() == theirs.keys()
+            for tag in ours:
+                assert float(ours[tag]) == pytest.approx(float(theirs[tag]), rel=1e-4, abs=1e-6)
+    assert sorted(agent._traces) == sorted((size, step, config.gamma, tau) for size, tau in [(16, 0.05), (8, 0.05),
+                                                                                             (16, 0.2)]
+                                           for step in (False, True))
+    np.testing.assert_allclose(agent._online.numpy(), plain._online.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(agent._target.numpy(), plain._target.numpy(), rtol=1e-4, atol=1e-5)
