@@ -265,7 +265,8 @@ class Trace:
     Whatever else `update` computes is fixed by the recording: it must draw no random numbers, read no tensor
     values and make no tensor but through `kernels`, and it must return only tensors that kernels made
     (checked). Anything that changes between calls (the batch size, tau, gamma, whether the actor steps)
-    belongs in the key under which the caller keeps its traces.
+    belongs in the key under which the caller keeps its traces. Recording swaps the module's `kernels`, so
+    two threads must not record at once.
     """
 
     def __init__(self, update: Callable[[], tuple[paddle.Tensor, ...]]) -> None:
