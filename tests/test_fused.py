@@ -86,6 +86,23 @@ def test_explicit_gradients_equal_autograd(hidden: tuple[int, ...], action_layer
     _assert_all_equal(got, expected)
 
 
+def _fused_and_autograd(config: Config) -> tuple[DDPG, DDPG]:
+    """Two agents with the same weights, one on each path."""
+    paddle.seed(0)
+    agent = DDPG(STATE_DIM, ACTION_DIM, LOW, HIGH, config, rng=np.random.default_rng(0))
+    plain = DDPG(STATE_DIM, ACTION_DIM, LOW, HIGH, dataclasses.replace(config, fused=False),
+                 rng=np.random.default_rng(0))
+    plain.set_state_dict(agent.state_dict())
+    return agent, plain
+
+
+def _learn_alike(agent: DDPG, plain: DDPG, batch: Batch) -> None:
+    ours, theirs = agent.learn(batch), plain.learn(batch)
+    assert ours.keys() == theirs.keys()
+    for tag in ours:
+        assert float(ours[tag]) == pytest.approx(float(theirs[tag]), rel=1e-4, abs=1e-6)
+
+
 def _assert_all_equal(got: list[paddle.Tensor], expected: list[paddle.Tensor]) -> None:
     """Parameter by parameter; a bias gradient may come as a [1, n] row (the merged Adam reads sizes only)."""
     assert len(got) == len(expected)
@@ -147,20 +164,12 @@ def test_merged_adam_resumes_from_a_paddle_adam_state() -> None:
 @pytest.mark.parametrize(("hidden", "action_layer"), CRITICS)
 def test_fused_and_autograd_agents_train_alike(algo: str, hidden: tuple[int, ...], action_layer: int) -> None:
     """50 updates with 3-dimensional actions of uneven bounds: same losses, parameters and Adam moments."""
-    config = Config(actor_hidden=hidden, critic_hidden=hidden, critic_action_layer=action_layer, lr_actor=1e-2,
-                    lr_critic=1e-2, tau=0.05, algo=algo)
-    paddle.seed(0)
-    agent = DDPG(STATE_DIM, ACTION_DIM, LOW, HIGH, config, rng=np.random.default_rng(0))
-    plain = DDPG(STATE_DIM, ACTION_DIM, LOW, HIGH, dataclasses.replace(config, fused=False),
-                 rng=np.random.default_rng(0))
-    plain.set_state_dict(agent.state_dict())
+    agent, plain = _fused_and_autograd(Config(actor_hidden=hidden, critic_hidden=hidden,
+                                              critic_action_layer=action_layer, lr_actor=1e-2, lr_critic=1e-2,
+                                              tau=0.05, algo=algo))
     rng = np.random.default_rng(0)
     for _ in range(50):
-        batch = _batch(rng)
-        ours, theirs = agent.learn(batch), plain.learn(batch)
-        assert ours.keys() == theirs.keys()
-        for tag in ours:
-            assert float(ours[tag]) == pytest.approx(float(theirs[tag]), rel=1e-4, abs=1e-6)
+        _learn_alike(agent, plain, _batch(rng))
     a, b = agent.state_dict(), plain.state_dict()
     for name in agent._network_names() + ["actor_optim", "critic_optim"]:
         for key in a[name]:
@@ -207,22 +216,14 @@ def test_recorded_updates_follow_batch_size_tau_and_the_policy_delay() -> None:
     autograd agent does when they change between calls."""
     config = Config(actor_hidden=(16, 8), critic_hidden=(16, 8), lr_actor=1e-2, lr_critic=1e-2, tau=0.05,
                     algo="td3", policy_delay=2)
-    paddle.seed(0)
-    agent = DDPG(STATE_DIM, ACTION_DIM, LOW, HIGH, config, rng=np.random.default_rng(0))
-    plain = DDPG(STATE_DIM, ACTION_DIM, LOW, HIGH, dataclasses.replace(config, fused=False),
-                 rng=np.random.default_rng(0))
-    plain.set_state_dict(agent.state_dict())
+    agent, plain = _fused_and_autograd(config)
     rng = np.random.default_rng(0)
-    for size, tau in [(16, 0.05), (8, 0.05), (16, 0.2), (16, 0.05)]:
+    kinds = [(16, 0.05), (8, 0.05), (16, 0.2), (16, 0.05)]  # (batch size, tau), the last a return
+    for size, tau in kinds:
         agent.tau = plain.tau = tau
         for _ in range(4):
-            batch = _batch(rng, size)
-            ours, theirs = agent.learn(batch), plain.learn(batch)
-            assert ours.keys() == theirs.keys()
-            for tag in ours:
-                assert float(ours[tag]) == pytest.approx(float(theirs[tag]), rel=1e-4, abs=1e-6)
-    assert sorted(agent._traces) == sorted((size, step, config.gamma, tau) for size, tau in [(16, 0.05), (8, 0.05),
-                                                                                             (16, 0.2)]
-                                           for step in (False, True))
+            _learn_alike(agent, plain, _batch(rng, size))
+    expected = {(size, actor_step, config.gamma, tau) for size, tau in kinds for actor_step in (False, True)}
+    assert set(agent._traces) == expected and len(agent._traces) == 6
     np.testing.assert_allclose(agent._online.numpy(), plain._online.numpy(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(agent._target.numpy(), plain._target.numpy(), rtol=1e-4, atol=1e-5)
