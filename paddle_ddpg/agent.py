@@ -153,9 +153,9 @@ class DDPG:
         """`target_q` with the noise already drawn."""
         next_action = self._mu(self.actor_target, next_state)
         if self.target_noise > 0:
-            next_action = fused.kernels.add(next_action, self._target_noise)
-            next_action = fused.kernels.minimum(fused.kernels.maximum(next_action, self.actor.action_low),
-                                            self.actor.action_high)
+            k = fused.kernels
+            next_action = k.add(next_action, self._target_noise)
+            next_action = k.minimum(k.maximum(next_action, self.actor.action_low), self.actor.action_high)
         q_next = self._q(self.critic_target, next_state, next_action)
         if self.critic2_target is not None:
             q_next = fused.kernels.minimum(q_next, self._q(self.critic2_target, next_state, next_action))
