@@ -201,15 +201,14 @@ class DDPG:
 
     def _critic_step(self, state: paddle.Tensor, action: paddle.Tensor, y: paddle.Tensor) -> paddle.Tensor:
         """One Adam step on the mean squared TD error, summed over the critics."""
-        if self.fused:
-            with paddle.no_grad():
-                loss, grads = None, []
-                for critic in self._critics():
-                    q, saved = fused.critic_forward(self._layers[critic], state, action)
-                    mse, d_q = fused.mse_and_grad(q, y)
-                    loss = mse if loss is None else fused.kernels.add(loss, mse)
-                    grads += fused.critic_backward(self._layers[critic], saved, d_q)
-                self.critic_optim.step(grads)
+        if self.fused:  # `learn` runs it without autograd
+            loss, grads = None, []
+            for critic in self._critics():
+                q, saved = fused.critic_forward(self._layers[critic], state, action)
+                mse, d_q = fused.mse_and_grad(q, y)
+                loss = mse if loss is None else fused.kernels.add(loss, mse)
+                grads += fused.critic_backward(self._layers[critic], saved, d_q)
+            self.critic_optim.step(grads)
             return loss
         loss = sum(F.mse_loss(critic(state, action), y) for critic in self._critics())
         loss.backward()
@@ -219,14 +218,13 @@ class DDPG:
 
     def _actor_step(self, state: paddle.Tensor) -> paddle.Tensor:
         """One Adam step of the actor up the critic's Q(s, mu(s))."""
-        if self.fused:
-            with paddle.no_grad():
-                actor = self._layers[self.actor]
-                action, saved_actor = fused.actor_forward(actor, state)
-                q, saved_critic = fused.critic_forward(self._layers[self.critic], state, action)
-                loss, d_q = fused.minus_mean_and_grad(q)
-                d_action = fused.critic_action_grad(self._layers[self.critic], saved_critic, d_q)
-                self.actor_optim.step(fused.actor_backward(actor, saved_actor, d_action))
+        if self.fused:  # `learn` runs it without autograd
+            actor, critic = self._layers[self.actor], self._layers[self.critic]
+            action, saved_actor = fused.actor_forward(actor, state)
+            q, saved_critic = fused.critic_forward(critic, state, action)
+            loss, d_q = fused.minus_mean_and_grad(q)
+            d_action = fused.critic_action_grad(critic, saved_critic, d_q)
+            self.actor_optim.step(fused.actor_backward(actor, saved_actor, d_action))
             return loss
         # The tutorial wrapped this in critic.eval()/train(), which changes nothing for layers without
         # dropout or batch norm. Freezing the critic's weights instead spares the backward pass their

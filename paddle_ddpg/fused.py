@@ -282,7 +282,7 @@ class Trace:
             self.outputs = update()
         finally:
             kernels = _C_ops
-        made = {name for name in self._names.values() if name.startswith("v")}
+        made = {name for _, _, names in self._calls for name in names}
         returned = [self._names.get(id(t), "") for t in self.outputs]
         if not all(name in made for name in returned):
             raise ValueError("a traced update must return tensors its kernels made")
@@ -297,15 +297,15 @@ class Trace:
         goes back to the allocator while the next tensors are made. Keeping every activation alive to the
         end made the 400-300 update at batch 256 5-30% slower than the untraced one (two runs); deleting
         them, as here, made it as fast or faster."""
-        last_read = {}
+        last_use = {}
         for i, (_, reads, made) in enumerate(self._calls):  # a result nothing reads dies where it is made
-            last_read.update((name, i) for name in reads + made if name in temporaries)
+            last_use.update((name, i) for name in made + reads if name in temporaries)
+        dying: dict[int, list[str]] = {}
+        for name, i in last_use.items():
+            dying.setdefault(i, []).append(name)
         body = []
         for i, (line, _, _) in enumerate(self._calls):
-            body.append(line)
-            dead = [name for name, last in last_read.items() if last == i]
-            if dead:
-                body.append("del " + ", ".join(dead))
+            body += [line] + (["del " + ", ".join(dying[i])] if i in dying else [])
         return body
 
     def __getattr__(self, op: str) -> Callable[..., Any]:
