@@ -17,7 +17,6 @@ import paddle_ddpg  # noqa: F401  (first, so its CPU settings apply before paddl
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import time
@@ -32,7 +31,7 @@ import torch.nn.functional as tF
 
 from paddle_ddpg.agent import DDPG
 from paddle_ddpg.config import Config
-from paddle_ddpg.evaluate import cpu_threads, set_device
+from paddle_ddpg.evaluate import cpu_threads, set_device, usable_cpus
 from paddle_ddpg.memory import Batch
 
 STATE_DIM, ACTION_DIM, GAMMA, TAU = 3, 1, 0.99, 0.005  # Pendulum's sizes
@@ -167,7 +166,7 @@ def main() -> None:
               f"{t['update']:>7.3f} {r['update_speedup_vs_torch']:>7.2f}x | {p['act']:>19.3f} {t['act']:>7.3f} "
               f"{r['act_speedup_vs_torch']:>7.2f}x")
     meta = {"paddle": paddle.__version__, "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "machine": platform.processor() or platform.machine(), "cpus": len(os.sched_getaffinity(0))}
+            "machine": platform.processor() or platform.machine(), "cpus": usable_cpus()}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"meta": meta, "results": results}, indent=1))
     print(f"wrote {args.out}")

@@ -12,7 +12,7 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from paddle_ddpg import fused
-from paddle_ddpg.config import Config
+from paddle_ddpg.config import Config, UsageError
 from paddle_ddpg.memory import Batch
 from paddle_ddpg.networks import Actor, Critic
 from paddle_ddpg.noise import make_noise
@@ -62,6 +62,11 @@ class DDPG:
 
     def __init__(self, state_dim: int, action_dim: int, action_low: Sequence[float], action_high: Sequence[float],
                  config: Config, rng: np.random.Generator | None = None) -> None:
+        config.validate()
+        if not (np.all(np.isfinite(action_low)) and np.all(np.isfinite(action_high))
+                and np.all(np.less(action_low, action_high))):
+            raise UsageError(f"action bounds must be finite with low < high, got {list(action_low)} and "
+                             f"{list(action_high)}")
         td3 = config.algo == "td3"
         self.gamma = config.gamma
         self.tau = config.tau

@@ -24,13 +24,20 @@ CHECKPOINT_NAME = "checkpoint" + CHECKPOINT_SUFFIX
 FORMAT = "paddle_ddpg/1"
 
 
+class SaveError(Exception):
+    """A file could not be written (a full disk, say); its previous version, if any, is intact."""
+
+
 def atomic_write(path: Path, write: Any) -> None:
     """Write through `write(file)` into a temporary file beside `path`, fsync, then rename over `path`.
 
     The rename is atomic on POSIX, so a reader (or a resumed run after a crash mid-save) sees either the
-    old file or the new one, never half of one.
+    old file or the new one, never half of one. The system's errors become a `SaveError` naming `path`.
     """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise SaveError(f"cannot write {path}: {exc.strerror}") from None
     umask = os.umask(0)
     os.umask(umask)
     os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes files private; a checkpoint is an ordinary file
@@ -40,8 +47,10 @@ def atomic_write(path: Path, write: Any) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise SaveError(f"cannot write {path}: {exc.strerror or exc}") from None
         raise
 
 

@@ -92,7 +92,15 @@ class Config:
 
     def validate(self) -> Config:
         """Reject values that would crash later or silently train nonsense, with one readable sentence."""
+        for f in dataclasses.fields(self):  # a Config built in Python has had no type checks yet
+            value = getattr(self, f.name)
+            _coerce(f.name, _field_types()[f.name], value, "Config")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise UsageError(f"{f.name} must be a finite number, got {value}")
+            if isinstance(value, str) and "\0" in value:
+                raise UsageError(f"{f.name} must not contain a NUL character")
         checks = [
+            (0 <= self.seed < 2**64, f"seed must be in [0, 2**64), got {self.seed}"),
             (self.lr_actor > 0, f"lr_actor must be > 0, got {self.lr_actor}"),
             (self.lr_critic > 0, f"lr_critic must be > 0, got {self.lr_critic}"),
             (0 < self.tau <= 1, f"tau must be in (0, 1], got {self.tau}"),
@@ -106,7 +114,7 @@ class Config:
              f"batch_size ({self.batch_size}) must not exceed memory_size ({self.memory_size})"),
             (self.learning_starts >= 0, f"learning_starts must be >= 0, got {self.learning_starts}"),
             (self.random_steps >= 0, f"random_steps must be >= 0, got {self.random_steps}"),
-            (self.reward_scale != 0 and math.isfinite(self.reward_scale), "reward_scale must be finite and non-zero"),
+            (self.reward_scale != 0, "reward_scale must be non-zero"),
             (self.noise in NOISES, f"noise must be one of {', '.join(NOISES)}, got {self.noise!r}"),
             (self.algo in ALGOS, f"algo must be one of {', '.join(ALGOS)}, got {self.algo!r}"),
             (self.policy_delay >= 1, f"policy_delay must be >= 1, got {self.policy_delay}"),
@@ -132,6 +140,8 @@ class Config:
             (self.eval_episodes > 0, f"eval_episodes must be > 0, got {self.eval_episodes}"),
             ("/" not in self.run_name and self.run_name not in (".", ".."),
              f"run_name must be a plain directory name, got {self.run_name!r}"),
+            (len(self.run_name.encode()) <= 255,
+             f"run_name must be at most 255 bytes (a file name), got {len(self.run_name.encode())}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -228,11 +238,13 @@ def _type_name(kind: Any) -> str:
 def load_config_file(path: str) -> dict[str, Any]:
     """Read a JSON object of Config fields (the file a run writes as config.json reads back unchanged)."""
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UsageError(f"config file not found: {path}") from None
     except OSError as exc:
         raise UsageError(f"cannot read config file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"config file {path} is not UTF-8 text") from None
     try:
         values = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -277,7 +289,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 def resolve_config(args: argparse.Namespace, base: Config | None = None) -> Config:
     """`base` (default: the --preset), then the --config file, then explicit flags; validated."""
     if base is None:
-        preset = getattr(args, "preset", "tutorial")
+        preset = getattr(args, "preset", None) or "tutorial"
         if preset not in PRESETS:
             raise UsageError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
         base = PRESETS[preset]

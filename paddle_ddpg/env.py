@@ -22,8 +22,11 @@ def make_env(env_id: str, max_episode_steps: int = 0, render_mode: str | None = 
     kwargs = {"max_episode_steps": max_episode_steps} if max_episode_steps else {}
     try:
         env = gym.make(env_id, render_mode=render_mode, **kwargs)
-    except gym.error.DependencyNotInstalled as exc:
+    except (gym.error.DependencyNotInstalled, ImportError) as exc:  # registered, but its package is missing
         raise UsageError(f"environment {env_id} needs an extra package: {str(exc).splitlines()[0]}") from None
+    except (gym.error.Error, TypeError, ValueError) as exc:  # e.g. an id registered to wrap another, given none
+        raise UsageError(f"cannot make environment {env_id}: {(str(exc).splitlines() or [type(exc).__name__])[0]}"
+                         ) from None
     try:
         check_spaces(env_id, env.observation_space, env.action_space)
     except UsageError:

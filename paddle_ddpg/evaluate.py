@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 
@@ -19,7 +20,7 @@ import paddle.nn as nn
 
 from paddle_ddpg.checkpoint import (CHECKPOINT_NAME, CHECKPOINT_SUFFIX, load_checkpoint, load_state_dict,
                                     resolve_checkpoint)
-from paddle_ddpg.config import Parser, UsageError, load_config_file
+from paddle_ddpg.config import Config, Parser, UsageError, load_config_file
 from paddle_ddpg.env import EVAL_STREAM, episode_seed, make_env
 from paddle_ddpg.export import error_summary, exported_prefix, load_exported
 from paddle_ddpg.networks import Actor
@@ -74,13 +75,19 @@ def load_actor(path: str, env_id: str | None = None, render_mode: str | None = N
         return _load_exported(prefix, env_id, render_mode)
     file = resolve_checkpoint(path)
     if file.suffix != CHECKPOINT_SUFFIX:  # a state dict: ours (.pdparams) or the tutorial's (.para)
+        if re.search(r"-critic\d+\.pdparams$", file.name):
+            # With the action at the critic's input its layer sizes chain like an actor's.
+            raise UsageError(f"{file} is a critic snapshot; evaluate the run's actor (*-actor<N>.pdparams)")
         weights = load_state_dict(file)
-        config_file = file.parent / "config.json"
-        run_config = load_config_file(str(config_file)) if config_file.is_file() else {}
+        settings = file.parent / "config.json"
+        run_config = load_config_file(str(settings)) if settings.is_file() else {}
     else:
         saved = load_checkpoint(file)
-        weights, run_config = saved["agent"]["actor"], saved["config"]
-    trained_on = run_config.get("env")
+        settings, (weights, run_config) = file, (saved["agent"]["actor"], saved["config"])
+    # The two settings used here, checked: a config.json beside a snapshot may have been edited by hand.
+    run = Config().updated({k: v for k, v in run_config.items() if k in ("env", "max_episode_steps")},
+                           source=str(settings)).validate()
+    trained_on = run.env if "env" in run_config else None
     env_id = _env_id(file, env_id, trained_on)
     try:
         shapes = [tuple(weights[f"fc{i}.weight"].shape) for i in range(1, len(weights) // 2 + 1)]
@@ -90,7 +97,7 @@ def load_actor(path: str, env_id: str | None = None, render_mode: str | None = N
         # A critic's second layer also takes the action, so its sizes do not chain; Paddle would load the
         # rest and leave that layer random with only a warning.
         raise UsageError(f"{file} does not hold actor weights (layer sizes {shapes} do not chain)")
-    env = make_env(env_id, run_config.get("max_episode_steps", 0) if env_id == trained_on else 0,
+    env = make_env(env_id, run.max_episode_steps if env_id == trained_on else 0,
                    render_mode=render_mode)
     check_dims(env_id, trained_on or env_id, shapes[0][0], shapes[-1][1], env)
     actor = Actor(shapes[0][0], shapes[-1][1], env.action_space.low, env.action_space.high,
@@ -143,12 +150,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.episodes <= 0:
             raise UsageError(f"episodes must be > 0, got {args.episodes}")
+        if not 0 <= args.seed < 2**64:
+            raise UsageError(f"seed must be in [0, 2**64), got {args.seed}")
         set_device(args.device)
         actor, env = load_actor(args.checkpoint, args.env)
     except UsageError as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
-    returns = evaluate(actor, env, args.episodes, args.seed)
-    env.close()
+    try:
+        returns = evaluate(actor, env, args.episodes, args.seed)
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        env.close()
     print(json.dumps({"mean_return": float(returns.mean()), "std_return": float(returns.std()),
                       "episodes": len(returns), "returns": [round(float(r), 3) for r in returns]}))
     return 0
@@ -166,7 +180,14 @@ def cpu_threads(threads: int = 0, batch_size: int = 1) -> int:
     """
     if threads:
         return threads
-    return 1 if batch_size < 64 else min(len(os.sched_getaffinity(0)), 2)
+    return 1 if batch_size < 64 else min(usable_cpus(), 2)
+
+
+def usable_cpus() -> int:
+    """The CPU cores this process may run on; where the OS has no affinity call (macOS, Windows), all."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def set_device(device: str, threads: int = 0, batch_size: int = 1) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,6 +39,8 @@ def export_actor(actor: Actor, path_prefix: str | Path, env_id: str | None = Non
     `max_episode_steps` 0 means the environment's own limit, as in `Config`.
     """
     prefix = str(path_prefix)
+    if not Path(prefix).name or prefix.endswith(("/", os.sep)):
+        raise UsageError(f"the output must be a path prefix ending in a file name (e.g. export/actor), got {prefix!r}")
     state_dim, action_dim = actor.fcs[0].weight.shape[0], actor.fcs[-1].weight.shape[1]
     try:
         Path(prefix).parent.mkdir(parents=True, exist_ok=True)
@@ -47,7 +50,7 @@ def export_actor(actor: Actor, path_prefix: str | Path, env_id: str | None = Non
                 "action_dim": action_dim, "action_low": actor.action_low.numpy().tolist(),
                 "action_high": actor.action_high.numpy().tolist()}
         Path(prefix + META_SUFFIX).write_text(json.dumps(meta, indent=2) + "\n")
-    except (OSError, RuntimeError) as exc:  # Paddle reports a file it cannot open as a RuntimeError
+    except (OSError, RuntimeError, ValueError) as exc:  # Paddle reports a file it cannot open as a RuntimeError
         raise UsageError(f"cannot write the exported model to {prefix}: {error_summary(exc)}") from None
     program = program_file(prefix)
     assert program is not None, f"paddle.jit.save wrote no program file for {prefix}"

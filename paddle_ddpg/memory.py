@@ -14,6 +14,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from paddle_ddpg.config import UsageError
+
 
 class Batch(NamedTuple):
     """Stacked float32 arrays; `reward` and `terminated` have shape (batch, 1) to match Q's output."""
@@ -30,11 +32,17 @@ class Memory:
 
     def __init__(self, memory_size: int, state_dim: int, action_dim: int,
                  rng: np.random.Generator | None = None) -> None:
+        if memory_size < 1:
+            raise UsageError(f"memory_size must be >= 1, got {memory_size}")
         self.memory_size = memory_size
         self.rng = rng if rng is not None else np.random.default_rng()
         ends = np.cumsum([state_dim, action_dim, 1, state_dim, 1])  # Batch's fields, in order
         self._slices = [slice(int(a), int(b)) for a, b in zip([0, *ends[:-1]], ends)]
-        self._rows = np.zeros((memory_size, int(ends[-1])), dtype=np.float32)
+        try:
+            self._rows = np.zeros((memory_size, int(ends[-1])), dtype=np.float32)
+        except (MemoryError, ValueError):  # ValueError: more elements than an array can index
+            raise UsageError(f"memory_size {memory_size} needs {memory_size * int(ends[-1]) * 4 / 2**30:.3g} GiB, "
+                             "more than this machine can allocate") from None
         # Each field as a view of its columns.
         self.state, self.action, self.reward, self.next_state, self.terminated = self._columns(self._rows)
         self._next = 0  # slot the next transition goes to

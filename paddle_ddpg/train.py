@@ -27,8 +27,8 @@ import paddle
 from visualdl import LogWriter
 
 from paddle_ddpg.agent import DDPG
-from paddle_ddpg.checkpoint import (CHECKPOINT_NAME, atomic_write, load_checkpoint, resolve_checkpoint,
-                                    save_checkpoint, save_state_dict)
+from paddle_ddpg.checkpoint import (CHECKPOINT_NAME, SaveError, atomic_write, load_checkpoint,
+                                    resolve_checkpoint, save_checkpoint, save_state_dict)
 from paddle_ddpg.config import PRESETS, Config, Parser, UsageError, add_config_arguments, resolve_config
 from paddle_ddpg.env import TRAIN_STREAM, episode_seed, make_env
 from paddle_ddpg.evaluate import check_dims, evaluate, set_device
@@ -37,7 +37,9 @@ from paddle_ddpg.noise import decay_epsilon
 
 LOSS_FLUSH = 200  # losses buffered between syncs: reading a loss forces the device to finish its queue
 # Fixed once a run has started.
-ARCHITECTURE = ("actor_hidden", "critic_hidden", "critic_action_layer", "memory_size", "env", "algo")
+ARCHITECTURE = ("actor_hidden", "critic_hidden", "critic_action_layer", "memory_size", "env", "algo", "noise")
+# Where a run lives: a resumed run continues in its own directories.
+PLACE = ("run_name", "logdir", "model_dir")
 
 
 class TrainingDiverged(Exception):
@@ -144,8 +146,14 @@ class Trainer:
             interrupted = stop.signal_name or None
             if not interrupted and self._evaluated_after != self.episode:
                 self._evaluate(stop, completed=self.episode)
+                if self._evaluated_after != self.episode:  # Ctrl-C twice cut the final evaluation short
+                    interrupted = stop.signal_name
             self._save_snapshots(self.episode - 1)
             self._save_checkpoint()
+        except TrainingDiverged as exc:
+            kept = (f"the last good checkpoint, {self.checkpoint_path}, is left as it was"
+                    if self.checkpoint_path.is_file() else "no checkpoint had been written yet")
+            raise TrainingDiverged(f"{exc}; {kept}") from None
         finally:
             self.writer.close()
             self.env.close()
@@ -287,13 +295,13 @@ def run_paths(config: Config, resume: dict[str, Any] | None) -> tuple[Path, Path
 
 def prepare_dirs(run_dir: Path, log_dir: Path, resuming: bool, overwrite: bool) -> None:
     """Create both directories, refusing to mix a new run into an old one."""
-    if not resuming and not overwrite:
-        for d in (run_dir, log_dir):
-            if d.is_dir() and any(d.iterdir()):
-                raise UsageError(f"run {run_dir.name!r} already exists in {d}; resume it with --resume "
-                                 f"{run_dir / CHECKPOINT_NAME}, pick another --run-name, or pass --overwrite")
     for d in (run_dir, log_dir):
         try:
+            if not resuming and not overwrite and d.is_dir() and any(d.iterdir()):
+                checkpoint = run_dir / CHECKPOINT_NAME
+                resume = f"resume it with --resume {checkpoint}, " if checkpoint.is_file() else ""
+                raise UsageError(f"run {run_dir.name!r} already exists in {d}; {resume}pick another --run-name, "
+                                 "or pass --overwrite")
             d.mkdir(parents=True, exist_ok=True)
             probe = d / ".write-test"
             probe.touch()
@@ -315,13 +323,14 @@ def train(config: Config, preset: str = "tutorial", resume: dict[str, Any] | Non
     """
     config.validate()
     if resume is not None:
-        for name in ARCHITECTURE:
+        for name in ARCHITECTURE + PLACE:
             if config.to_dict()[name] != resume["config"][name]:
-                raise UsageError(f"cannot change {name} when resuming (the run has {resume['config'][name]})")
+                raise UsageError(f"cannot change {name} when resuming (the run has {resume['config'][name]!r})")
     if not config.run_name:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         label = preset if preset != config.env else config.algo  # env presets are named after their env
-        config = dataclasses.replace(config, run_name=f"{config.env}_{label}_s{config.seed}_{stamp}")
+        env = config.env.replace("/", "-")  # namespaced ids such as phys2d/Pendulum-v0
+        config = dataclasses.replace(config, run_name=f"{env}_{label}_s{config.seed}_{stamp}")
     set_device(config.device, config.threads, config.batch_size)
     run_dir, log_dir = run_paths(config, resume)
     trainer = Trainer(config, run_dir, log_dir, resume=resume)  # checks env and checkpoint before any disk write
@@ -337,7 +346,7 @@ def resume_config(saved: dict[str, Any], args: argparse.Namespace) -> Config:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m paddle_ddpg.train", description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="tutorial",
+    parser.add_argument("--preset",
                         help=f"starting settings: {', '.join(PRESETS)} (default: tutorial)")
     parser.add_argument("--config", metavar="FILE", help="JSON file of settings; flags override it, it overrides "
                                                          "the preset")
@@ -354,15 +363,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stop = StopRequest()
     try:
+        if args.resume and args.preset:
+            raise UsageError("--preset cannot be used with --resume: a resumed run starts from its own settings")
+        if args.resume and args.overwrite:
+            raise UsageError("--overwrite cannot be used with --resume: a resumed run continues its own files")
         saved = load_checkpoint(resolve_checkpoint(args.resume)) if args.resume else None
         config = resume_config(saved, args) if saved else resolve_config(args)
         with stop.installed():
-            summary = train(config, args.preset, resume=saved, overwrite=args.overwrite, stop=stop)
+            summary = train(config, args.preset or "tutorial", resume=saved, overwrite=args.overwrite, stop=stop)
     except UsageError as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
     except TrainingDiverged as exc:
-        print(f"{parser.prog}: error: training diverged: {exc}; the last good checkpoint is left as it was",
-              file=sys.stderr)
+        print(f"{parser.prog}: error: training diverged: {exc}", file=sys.stderr)
+        return 1
+    except SaveError as exc:
+        print(f"{parser.prog}: error: {exc}; its previous version, if any, is intact", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted before training started", file=sys.stderr)

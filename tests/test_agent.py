@@ -10,7 +10,7 @@ import paddle
 import pytest
 
 from paddle_ddpg.agent import DDPG, soft_update, td_target
-from paddle_ddpg.config import Config
+from paddle_ddpg.config import Config, UsageError
 from paddle_ddpg.memory import Batch
 from paddle_ddpg.networks import Actor, Critic
 
@@ -28,6 +28,19 @@ def _params(layer: paddle.nn.Layer) -> list[np.ndarray]:
 def _agent(seed: int = 0, config: Config = CONFIG) -> DDPG:
     paddle.seed(seed)
     return DDPG(STATE_DIM, 2, LOW, HIGH, config, rng=np.random.default_rng(seed))
+
+
+@pytest.mark.parametrize("low, high", [([-1.0, 0.0], [3.0, np.inf]), ([-1.0, 2.0], [3.0, 1.0])])
+def test_unbounded_or_reversed_action_bounds_are_refused(low: list[float], high: list[float]) -> None:
+    with pytest.raises(UsageError, match="action bounds"):
+        DDPG(STATE_DIM, 2, low, high, CONFIG)
+
+
+def test_the_config_is_validated() -> None:
+    """An unknown algo or noise would otherwise fall back to DDPG with Gaussian noise without a word."""
+    for changes in (dict(algo="sac"), dict(noise="pink")):
+        with pytest.raises(UsageError, match=next(iter(changes))):
+            DDPG(STATE_DIM, 2, LOW, HIGH, dataclasses.replace(CONFIG, **changes))
 
 
 def _batch(seed: int = 0, size: int = 32) -> Batch:

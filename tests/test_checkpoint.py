@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 from pathlib import Path
@@ -11,7 +12,7 @@ import numpy as np
 import paddle
 import pytest
 
-from paddle_ddpg.checkpoint import (CHECKPOINT_NAME, atomic_write, load_checkpoint, load_state_dict,
+from paddle_ddpg.checkpoint import (CHECKPOINT_NAME, SaveError, atomic_write, load_checkpoint, load_state_dict,
                                     resolve_checkpoint, save_checkpoint, save_state_dict)
 from paddle_ddpg.config import UsageError
 from paddle_ddpg.networks import Actor
@@ -49,6 +50,20 @@ def test_atomic_write_of_a_new_file_that_fails_leaves_nothing(tmp_path: Path) ->
     with pytest.raises(WriterCrashed):
         atomic_write(tmp_path / "new.bin", _crashing_writer)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_is_a_save_error_and_keeps_the_old_file(tmp_path: Path) -> None:
+    path = tmp_path / CHECKPOINT_NAME
+    path.write_bytes(b"the previous good checkpoint")
+
+    def disk_full(f: IO[bytes]) -> None:
+        f.write(b"half")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with pytest.raises(SaveError, match=f"{CHECKPOINT_NAME}: No space left on device"):
+        atomic_write(path, disk_full)
+    assert path.read_bytes() == b"the previous good checkpoint"
+    assert [p.name for p in tmp_path.iterdir()] == [CHECKPOINT_NAME]
 
 
 def test_atomic_write_gives_ordinary_file_permissions(tmp_path: Path) -> None:

@@ -172,11 +172,28 @@ def test_config_is_usable_from_python() -> None:
     (["--eval-episodes", "0"], "eval_episodes"),
     (["--run-name", "a/b"], "run_name"),
     (["--preset", "nope"], "preset"),
+    (["--seed=-1"], "seed"),
+    (["--reward-offset", "inf"], "reward_offset"),
+    (["--lr-critic", "inf"], "lr_critic"),
 ])
 def test_bad_values_raise_usage_error(argv: list[str], message: str) -> None:
     """Values that would crash later or train nonsense are refused up front, naming the setting."""
     with pytest.raises(UsageError, match=message):
         _resolve(*argv)
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(episodes="5"), "episodes must be an integer"),
+    (dict(episodes=True), "episodes must be an integer"),
+    (dict(actor_hidden=(64.5,)), "actor_hidden must be a list of integers"),
+    (dict(lr_actor="1e-4"), "lr_actor must be a number"),
+    (dict(noise_std=float("nan")), "noise_std must be a finite number"),
+])
+def test_config_built_in_python_is_type_checked(changes: dict[str, Any], message: str) -> None:
+    """Config(...) from Python skips the CLI's parsing: validate() must still name a wrong type, not let it
+    fail later inside Paddle."""
+    with pytest.raises(UsageError, match=message):
+        Config(**changes).validate()
 
 
 def test_tau_one_and_gamma_bounds_are_allowed() -> None:

@@ -3,17 +3,20 @@ files already on disk exactly as they were; a diverging run stops with status 1 
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import paddle
 import pytest
 
 from conftest import TINY, TrainedRun, error_lines, record_file, run_cli, scalars, snapshot
-from paddle_ddpg.checkpoint import load_checkpoint
+from paddle_ddpg import train as train_module
+from paddle_ddpg.checkpoint import SaveError, load_checkpoint
 
 
 def _assert_usage_error(result: subprocess.CompletedProcess[str], *needles: str) -> str:
@@ -35,6 +38,10 @@ def _write_bad_config(root: Path, kind: str) -> str:
         path.write_text('{"lr_actr": 1e-4}')
     elif kind == "wrong_type":
         path.write_text('{"batch_size": "32"}')
+    elif kind == "not_utf8":
+        path.write_bytes(b"\xff\xfe{}")
+    elif kind == "nul_in_logdir":
+        path.write_text('{"logdir": "a\\u0000b"}')
     return str(path.relative_to(root))
 
 
@@ -58,6 +65,19 @@ TRAIN_USAGE_ERRORS = {
     "wrong type in config file": (["--config", "@wrong_type"], ["batch_size"]),
     "resume missing checkpoint": (["--resume", "model/base/nope.pdckpt"], ["nope.pdckpt"]),
     "existing run name": (["--run-name", "base"], ["base", "--resume", "--overwrite"]),
+    "negative seed": (["--seed=-1"], ["seed"]),
+    "seed past 64 bits": (["--seed", str(2**64)], ["seed"]),
+    "infinite reward offset": (["--reward-offset", "inf"], ["reward_offset", "finite"]),
+    "infinite learning rate": (["--lr-actor", "inf"], ["lr_actor", "finite"]),
+    "run name longer than a file name": (["--run-name", "x" * 300], ["run_name", "255"]),
+    "config file not UTF-8": (["--config", "@not_utf8"], ["UTF-8"]),
+    "NUL in a path": (["--config", "@nul_in_logdir"], ["logdir", "NUL"]),
+    "memory past any machine": (["--memory-size", str(10**30)], ["memory_size", "GiB"]),
+    "resume with other noise": (["--resume", "model/base", "--noise", "ou"], ["noise", "gaussian"]),
+    "resume under a new run name": (["--resume", "model/base", "--run-name", "other"], ["run_name", "base"]),
+    "resume into another log dir": (["--resume", "model/base", "--logdir", "elsewhere"], ["logdir"]),
+    "resume with a preset": (["--resume", "model/base", "--preset", "fast"], ["--preset", "--resume"]),
+    "resume with overwrite": (["--resume", "model/base", "--overwrite"], ["--overwrite", "--resume"]),
 }
 
 
@@ -69,7 +89,7 @@ def test_train_usage_errors(base_copy: TrainedRun, case: str) -> None:
     root = base_copy.root
     args = [_write_bad_config(root, a[1:]) if a.startswith("@") else a for a in args]
     before = snapshot(root)
-    run_name = [] if "--run-name" in args else ["--run-name", "new"]
+    run_name = [] if "--run-name" in args or "--resume" in args else ["--run-name", "new"]
     result = run_cli("train", *TINY, *run_name, *args, cwd=root)
     _assert_usage_error(result, *needles)
     after = snapshot(root)
@@ -130,10 +150,57 @@ def test_evaluate_on_an_env_of_other_sizes(base_copy: TrainedRun) -> None:
 
 def test_evaluate_a_critic_file_as_an_actor(base_copy: TrainedRun) -> None:
     """ddpg-critic*.pdparams has the actor's keys but a (257, 128) fc2: loading it as an actor must be
-    refused, not run with fc2 silently left at random initial weights."""
+    refused, not run with fc2 silently left at random initial weights; renamed, its sizes give it away."""
     result = run_cli("evaluate", "--checkpoint", "model/base/ddpg-critic2.pdparams", "--episodes", "1",
                      cwd=base_copy.root)
-    _assert_usage_error(result)
+    _assert_usage_error(result, "critic snapshot")
+    (base_copy.run_dir / "ddpg-critic2.pdparams").rename(base_copy.run_dir / "renamed.pdparams")
+    result = run_cli("evaluate", "--checkpoint", "model/base/renamed.pdparams", "--episodes", "1",
+                     cwd=base_copy.root)
+    _assert_usage_error(result, "actor weights")
+
+
+def test_evaluate_a_negative_seed(base_copy: TrainedRun) -> None:
+    result = run_cli("evaluate", "--checkpoint", "model/base", "--seed=-1", cwd=base_copy.root)
+    _assert_usage_error(result, "seed")
+
+
+@pytest.mark.parametrize("settings, needle", [('{"env": 5}', "env"), ('{"max_episode_steps": "x"}',
+                                                                        "max_episode_steps")])
+def test_evaluate_a_snapshot_beside_damaged_settings(base_copy: TrainedRun, settings: str, needle: str) -> None:
+    """A hand-edited config.json beside a snapshot is named in one line, not met with a TypeError."""
+    (base_copy.run_dir / "config.json").write_text(settings)
+    result = run_cli("evaluate", "--checkpoint", "model/base/ddpg-actor2.pdparams", "--episodes", "1",
+                     cwd=base_copy.root)
+    _assert_usage_error(result, needle, "config.json")
+
+
+def test_export_to_a_directory_name(base_copy: TrainedRun) -> None:
+    before = snapshot(base_copy.root)
+    for output in ("exported/", ""):
+        result = run_cli("export", "--checkpoint", "model/base", "--output", output, cwd=base_copy.root)
+        _assert_usage_error(result, "prefix")
+    assert snapshot(base_copy.root) == before
+
+
+def test_env_whose_package_is_missing(tmp_path: Path) -> None:
+    """gymnasium registers environments whose package may be absent (phys2d/ needs jax): one line naming
+    the package, not a ModuleNotFoundError."""
+    if importlib.util.find_spec("jax") is not None:
+        pytest.skip("jax is installed here")
+    result = run_cli("train", *TINY, "--env", "phys2d/Pendulum-v0", cwd=tmp_path)
+    _assert_usage_error(result, "phys2d/Pendulum-v0", "jax")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_without_a_checkpoint_is_not_offered_for_resuming(tmp_path: Path) -> None:
+    """A run that stopped before its first checkpoint (here: only its config.json) cannot be resumed, so the
+    name clash must not suggest --resume with a file that does not exist."""
+    (tmp_path / "model" / "early").mkdir(parents=True)
+    (tmp_path / "model" / "early" / "config.json").write_text("{}")
+    result = run_cli("train", *TINY, "--run-name", "early", cwd=tmp_path)
+    line = _assert_usage_error(result, "early", "--overwrite")
+    assert "--resume" not in line, line
 
 
 def test_resume_on_another_env_is_refused(base_copy: TrainedRun) -> None:
@@ -242,3 +309,18 @@ def test_tiny_run_learns_after_the_first_episode() -> None:
     steps = int(TINY[TINY.index("--max-episode-steps") + 1])
     starts = int(TINY[TINY.index("--learning-starts") + 1])
     assert steps < starts < 2 * steps
+
+
+def test_a_checkpoint_that_cannot_be_written_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """A full disk mid-run (the write itself is tested in test_checkpoint.py) ends with status 1 and one line
+    naming the file, not a traceback."""
+    def disk_full(path: Path, state: dict[str, Any]) -> None:
+        raise SaveError(f"cannot write {path}: No space left on device")
+
+    monkeypatch.setattr(train_module, "save_checkpoint", disk_full)
+    monkeypatch.chdir(tmp_path)
+    status = train_module.main([*TINY, "--run-name", "full"])
+    lines = error_lines(capsys.readouterr().err)
+    assert status == 1
+    assert len(lines) == 1 and "checkpoint.pdckpt: No space left on device" in lines[0], lines

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from paddle_ddpg.config import UsageError
 from paddle_ddpg.memory import Memory
 
 STATE_DIM, ACTION_DIM = 3, 2
@@ -153,6 +154,12 @@ def test_state_dict_is_a_copy() -> None:
     memory.add(*_transition(99))
     memory.state[0] = 123.0
     np.testing.assert_array_equal(saved["state"], before)
+
+
+@pytest.mark.parametrize("memory_size, message", [(0, "memory_size must be >= 1"), (10**30, "GiB")])
+def test_impossible_sizes_are_refused(memory_size: int, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        Memory(memory_size, STATE_DIM, ACTION_DIM)
 
 
 def test_set_state_dict_refuses_another_memory_size() -> None:

@@ -12,12 +12,18 @@ import threading
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
+import numpy as np
 import paddle
 import pytest
 
 from conftest import cli_env, epoch_rewards, last_json, record_file, run_cli, scalars
+from paddle_ddpg import train as train_module
 from paddle_ddpg.checkpoint import load_checkpoint
+from paddle_ddpg.config import Config
+from paddle_ddpg.evaluate import evaluate
+from paddle_ddpg.train import StopRequest
 
 LONG = ["--episodes", "30", "--max-episode-steps", "200", "--learning-starts", "64", "--batch-size", "16",
         "--eval-interval", "0", "--log-interval", "1"]
@@ -180,3 +186,26 @@ def test_second_ctrl_c_stops_within_the_episode(tmp_path: Path) -> None:
     assert saved["agent"]["learn_steps"] == summary["learn_steps"] == summary["steps"] - 1100
     actor = paddle.load(str(tmp_path / "model" / "twice" / "ddpg-actor0.pdparams"))
     assert set(actor) == {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias", "fc3.weight", "fc3.bias"}
+
+
+def test_final_evaluation_cut_short_is_an_interrupted_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C twice during the final evaluation stops it part-way: the run must be reported as interrupted
+    with no final evaluation, not as finished with the mean of the evaluation before."""
+    stop = StopRequest()
+    calls = []
+
+    def ctrl_c_twice_in_the_final_evaluation(*args: Any, **kwargs: Any) -> np.ndarray:
+        calls.append(1)
+        if len(calls) == 2:  # the in-loop evaluation after episode 2 ran first
+            stop.handle(signal.SIGINT, None)
+            stop.handle(signal.SIGINT, None)
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "evaluate", ctrl_c_twice_in_the_final_evaluation)
+    config = Config(episodes=3, max_episode_steps=20, learning_starts=16, batch_size=8, eval_interval=2,
+                    eval_episodes=2, run_name="r", logdir=str(tmp_path / "logs"), model_dir=str(tmp_path / "model"))
+    summary = train_module.train(config, stop=stop)
+    assert len(calls) == 2
+    assert summary["interrupted"] == "SIGINT"
+    assert summary["final_eval_mean"] is None
+    assert [e["episodes"] for e in summary["evals"]] == [2]

@@ -177,7 +177,10 @@ def test_ddpg_is_the_special_case_one_critic_no_delay_no_target_noise() -> None:
     with paddle.no_grad():
         got = agent.target_q(paddle.to_tensor(next_state)).numpy()
     expected = _q(agent.critic_target, next_state, _mu(agent.actor_target, next_state))
-    np.testing.assert_array_equal(got, expected)
+    # Not bit-exact: the fused kernels add the bias inside the matrix product, the layers after it, and the two
+    # agreed to the last bit or not depending on what the process ran before (here alone: equal; after the
+    # notebook tests: 6e-8 apart). Noise on the target action (0.5 here) would move Q by far more.
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
     assert agent.rng.bit_generator.state == generator_state
     for call in range(3):
         actor_before = _params(agent, "actor")
