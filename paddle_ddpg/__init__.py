@@ -8,9 +8,9 @@ import warnings
 def _use_mkl_avx2_on_amd() -> None:
     """Paddle's CPU matrix products run on Intel MKL, which takes a slow generic path on AMD processors.
 
-    MKL_DEBUG_CPU_TYPE=5 selects its AVX2 kernels: a 256x400 @ 400x300 product went from 1.67 ms to 0.64 ms
-    on an AMD EPYC (see benchmarks/). It must be set before Paddle loads MKL, so it only applies when
-    paddle_ddpg is imported before paddle, and never overrides a value the user set.
+    MKL_DEBUG_CPU_TYPE=5 selects its AVX2 kernels: a 256x400 @ 400x300 product went from 1.67-1.81 ms to
+    0.64-0.66 ms on an AMD EPYC (two measurements). It must be set before Paddle loads MKL, so it only
+    applies when paddle_ddpg is imported before paddle, and never overrides a value the user set.
     """
     if "MKL_DEBUG_CPU_TYPE" in os.environ or "paddle" in sys.modules:
         return

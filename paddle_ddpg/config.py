@@ -216,7 +216,7 @@ def _field_types() -> dict[str, Any]:
 
 def _coerce(name: str, kind: Any, value: Any, source: str) -> Any:
     """Accept JSON values of the field's type; ints are fine where floats are expected, bools never are."""
-    wrong = UsageError(f"{source}: {name} must be {_type_name(kind)}, got {value!r}")
+    wrong = UsageError(f"{source}: {name} must be {_type_name(kind)}, got {value!r} ({type(value).__name__})")
     if typing.get_origin(kind) is tuple:
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool)
                                                           for v in value):
