@@ -35,9 +35,13 @@ def atomic_write(path: Path, write: Any) -> None:
     old file or the new one, never half of one. The system's errors become a `SaveError` naming `path`.
     """
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        _write_then_rename(path, write)
     except OSError as exc:
-        raise SaveError(f"cannot write {path}: {exc.strerror}") from None
+        raise SaveError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _write_then_rename(path: Path, write: Any) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     umask = os.umask(0)
     os.umask(umask)
     os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes files private; a checkpoint is an ordinary file
@@ -47,10 +51,8 @@ def atomic_write(path: Path, write: Any) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException as exc:
+    except BaseException:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise SaveError(f"cannot write {path}: {exc.strerror or exc}") from None
         raise
 
 

@@ -21,6 +21,14 @@ class UsageError(Exception):
     """A mistake in what the user asked for; the CLI prints it on one line and exits with status 2."""
 
 
+def error_summary(exc: Exception) -> str:
+    """One line of a library's error (Paddle's, gymnasium's) for a UsageError: the line naming the error if
+    there is one (a traced program's errors start with "In user code:"), else the first; Paddle's C++ errors
+    run to many lines of hints."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return next((line for line in lines if "Error" in line), lines[0] if lines else type(exc).__name__)
+
+
 def _help(text: str, **kwargs: Any) -> Any:
     return field(metadata={"help": text}, **kwargs)
 
@@ -299,4 +307,5 @@ def resolve_config(args: argparse.Namespace, base: Config | None = None) -> Conf
     return base.updated(flags, source="command line").validate()
 
 
-__all__ = ["Config", "PRESETS", "Parser", "UsageError", "add_config_arguments", "resolve_config", "load_config_file"]
+__all__ = ["Config", "PRESETS", "Parser", "UsageError", "add_config_arguments", "error_summary", "load_config_file",
+           "resolve_config"]

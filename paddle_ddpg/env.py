@@ -7,7 +7,7 @@ import difflib
 import gymnasium as gym
 import numpy as np
 
-from paddle_ddpg.config import UsageError
+from paddle_ddpg.config import UsageError, error_summary
 
 
 def make_env(env_id: str, max_episode_steps: int = 0, render_mode: str | None = None) -> gym.Env:
@@ -23,10 +23,9 @@ def make_env(env_id: str, max_episode_steps: int = 0, render_mode: str | None = 
     try:
         env = gym.make(env_id, render_mode=render_mode, **kwargs)
     except (gym.error.DependencyNotInstalled, ImportError) as exc:  # registered, but its package is missing
-        raise UsageError(f"environment {env_id} needs an extra package: {str(exc).splitlines()[0]}") from None
+        raise UsageError(f"environment {env_id} needs an extra package: {error_summary(exc)}") from None
     except (gym.error.Error, TypeError, ValueError) as exc:  # e.g. an id registered to wrap another, given none
-        raise UsageError(f"cannot make environment {env_id}: {(str(exc).splitlines() or [type(exc).__name__])[0]}"
-                         ) from None
+        raise UsageError(f"cannot make environment {env_id}: {error_summary(exc)}") from None
     try:
         check_spaces(env_id, env.observation_space, env.action_space)
     except UsageError:

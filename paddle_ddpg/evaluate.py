@@ -20,9 +20,9 @@ import paddle.nn as nn
 
 from paddle_ddpg.checkpoint import (CHECKPOINT_NAME, CHECKPOINT_SUFFIX, load_checkpoint, load_state_dict,
                                     resolve_checkpoint)
-from paddle_ddpg.config import Config, Parser, UsageError, load_config_file
+from paddle_ddpg.config import Config, Parser, UsageError, error_summary, load_config_file
 from paddle_ddpg.env import EVAL_STREAM, episode_seed, make_env
-from paddle_ddpg.export import error_summary, exported_prefix, load_exported
+from paddle_ddpg.export import exported_prefix, load_exported
 from paddle_ddpg.networks import Actor
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import paddle
 import paddle.nn as nn
 
-from paddle_ddpg.config import Parser, UsageError
+from paddle_ddpg.config import Parser, UsageError, error_summary
 from paddle_ddpg.networks import Actor
 
 PROGRAM_SUFFIXES = (".json", ".pdmodel")  # PIR program (Paddle 3), legacy ProgramDesc
@@ -98,13 +98,6 @@ def _read_meta(prefix: str) -> dict[str, Any]:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise UsageError(f"{path} is not a paddle_ddpg export meta file")
     return meta
-
-
-def error_summary(exc: Exception) -> str:
-    """One line of a Paddle error: the line naming the error if there is one (a traced program's errors start
-    with "In user code:"), else the first; Paddle's C++ errors run to many lines of hints."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return next((line for line in lines if "Error" in line), lines[0] if lines else type(exc).__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
