@@ -8,8 +8,8 @@ parameter by parameter cost several times that. So here:
   laid out alike (`share_flat`), so the soft update of every target network is two kernels
   (`agent.soft_update`), and Adam is one merged kernel per optimizer (`MergedAdam`);
 - forward passes keep the activations their backward passes need, and the backward passes are written out
-  with Paddle's own gradient kernels (matmul_grad, relu_grad, tanh_grad or stanh_grad): no autograd graph
-  is built;
+  with Paddle's own gradient kernels (matmul_grad, hardtanh_grad for the ReLUs, tanh_grad or stanh_grad):
+  no autograd graph is built;
 - biases join the matrix product (addmm) instead of a separate broadcast add, and bias gradients are
   products with a row of ones.
 
@@ -33,6 +33,7 @@ from paddle_ddpg.networks import Actor, Critic
 # Every explicit kernel call goes through this name, so that `Trace` can record the calls of one update.
 kernels: Any = _C_ops
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 Layers = list[tuple[paddle.Tensor, paddle.Tensor]]  # (weight [in, out], bias [out]) per linear layer
 
 
@@ -223,8 +224,16 @@ def critic_action_grad(critic: CriticLayers, saved: list[paddle.Tensor], d_q: pa
     """dLoss/dAction through a critic whose own gradients are not needed (the actor step)."""
     g = d_q
     for i in range(len(critic.layers) - 1, critic.action_layer, -1):
-        g = kernels.relu_grad(saved[i], kernels.matmul(g, critic.layers[i][0], False, True))
+        g = _relu_grad(saved[i], kernels.matmul(g, critic.layers[i][0], False, True))
     return kernels.matmul(g, critic.action_rows, False, True)
+
+
+def _relu_grad(out: paddle.Tensor, g: paddle.Tensor) -> paddle.Tensor:
+    """g where the ReLU's output is positive, else 0, as relu_grad computes it, through the kernel of
+    hardtanh's gradient (g where t_min < out < t_max) with the range (0, float32's largest): 2-4 times
+    faster than Paddle's relu_grad on CPU (16 against 70 us at 256x400, 2.5 against 6.6 at 32x256), the
+    same values. Only an activation of float32's largest or inf, which has diverged anyway, gets 0."""
+    return kernels.hardtanh_grad(out, g, 0.0, _FLOAT32_MAX)
 
 
 def _backward(layers: Layers, inputs: list[paddle.Tensor], g: paddle.Tensor,
@@ -247,7 +256,7 @@ def _backward(layers: Layers, inputs: list[paddle.Tensor], g: paddle.Tensor,
             d_weight = kernels.concat([d_weight, kernels.matmul(join[2], g, True, False)], 0)
         grads += [_bias_grad(g), d_weight]
         if i > 0:
-            g = kernels.relu_grad(inputs[i], d_input)
+            g = _relu_grad(inputs[i], d_input)
     return grads[::-1]
 
 

@@ -111,6 +111,19 @@ def _assert_all_equal(got: list[paddle.Tensor], expected: list[paddle.Tensor]) -
         np.testing.assert_allclose(g.numpy().reshape(e.shape), e.numpy(), rtol=1e-4, atol=1e-6)
 
 
+def test_relu_gradient_kernel_matches_paddles_relu_grad_bit_for_bit() -> None:
+    """`_relu_grad` stands in for relu_grad for speed: zeros of either sign, subnormals, large and random
+    values must give the same bits."""
+    rng = np.random.default_rng(0)
+    edges = np.array([0.0, -0.0, 1e-45, 1e-38, 1.0, 3e38], dtype=np.float32)
+    out = np.concatenate([edges, np.maximum(rng.standard_normal(250), 0)]).astype(np.float32).reshape(16, 16)
+    g = rng.standard_normal((16, 16)).astype(np.float32)
+    g[0, :2] = [-1.0, 2.0]
+    expected = paddle._C_ops.relu_grad(paddle.to_tensor(out), paddle.to_tensor(g)).numpy()
+    got = fused._relu_grad(paddle.to_tensor(out), paddle.to_tensor(g)).numpy()
+    np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+
+
 def test_parameters_are_views_of_the_flat_buffer_and_stay_so_after_loading() -> None:
     paddle.seed(0)
     layer = Critic(STATE_DIM, ACTION_DIM, (8, 4))
