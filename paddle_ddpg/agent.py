@@ -103,6 +103,7 @@ class DDPG:
         self._traces: dict[tuple[int, bool, float, float], fused.Trace] = {}  # recorded updates (`learn`)
         self.noise = make_noise(config.noise, action_dim, config.noise_std, self.rng, theta=config.ou_theta)
         self.learn_steps = 0
+        self._widths = Batch(state_dim, action_dim, 1, state_dim, 1)  # columns of each batch field
 
     def _target_pairs(self) -> list[tuple[nn.Layer, nn.Layer]]:
         pairs = [(self.actor, self.actor_target), (self.critic, self.critic_target)]
@@ -124,6 +125,9 @@ class DDPG:
 
     def select_action(self, state: np.ndarray, epsilon: float = 0.0) -> np.ndarray:
         """mu(s) plus epsilon-scaled noise, clipped to the bounds; epsilon 0 is the noise-free policy."""
+        if np.shape(state) != (self._widths.state,):
+            raise UsageError(f"select_action takes one state of shape ({self._widths.state},), "
+                             f"got shape {np.shape(state)}")
         with paddle.no_grad():
             action = self._mu(self.actor, self._fill(self._state, np.asarray(state)[None])).numpy()[0]
         if epsilon > 0:
@@ -175,6 +179,7 @@ class DDPG:
         and tau) is recorded and later ones replay its kernels without the Python around them
         (`fused.Trace`): the same kernels on the same tensors, so the same numbers.
         """
+        self._check(batch)
         for tensor, array in zip(self._batch, batch):
             self._fill(tensor, array)
         if self.target_noise > 0:
@@ -192,6 +197,16 @@ class DDPG:
                     self._traces[key] = trace = fused.Trace(functools.partial(self._update, actor_step))
                     losses = trace.outputs
         return dict(zip(("critic loss", "actor loss"), losses))
+
+    def _check(self, batch: Batch) -> None:
+        """Refuse a batch whose fields are not (rows, width) arrays of one row count. Broadcasting would
+        otherwise run a wrong update without a word: a reward of shape (rows,) against Q's (rows, 1) makes
+        a (rows, rows) target."""
+        rows = len(batch.state)
+        for name, array, width in zip(Batch._fields, batch, self._widths):
+            if np.shape(array) != (rows, width) or rows == 0:
+                raise UsageError(f"batch.{name} must have shape ({rows or 'rows > 0'}, {width}) "
+                                 f"(batch size, width), got {np.shape(array)}")
 
     def _update(self, actor_step: bool) -> tuple[paddle.Tensor, ...]:
         """The critic loss and, with `actor_step`, the actor loss, from the batch `learn` copied in."""

@@ -52,6 +52,31 @@ def _batch(seed: int = 0, size: int = 32) -> Batch:
                  (rng.random((size, 1)) < 0.2).astype(np.float32))
 
 
+@pytest.mark.parametrize("field, shape", [("reward", (32,)), ("terminated", (32,)), ("action", (32, 1)),
+                                          ("state", (32, 3)), ("next_state", (31, STATE_DIM)),
+                                          ("reward", (32, 32))])
+def test_learn_refuses_a_batch_field_of_the_wrong_shape(field: str, shape: tuple[int, ...]) -> None:
+    """A (32,) reward against Q's (32, 1) would broadcast to a (32, 32) target and train on it silently."""
+    agent = _agent()
+    before = _params(agent.critic)
+    batch = _batch()._replace(**{field: np.zeros(shape, np.float32)})
+    with pytest.raises(UsageError, match=rf"batch\.{field} must have shape \(32, \d\).*got \({shape[0]}"):
+        agent.learn(batch)
+    assert all(np.array_equal(a, b) for a, b in zip(_params(agent.critic), before)) and agent.learn_steps == 0
+
+
+def test_learn_refuses_an_empty_batch() -> None:
+    agent = _agent()
+    with pytest.raises(UsageError, match="batch.state must have shape"):
+        agent.learn(Batch(*(np.zeros((0, width), np.float32) for width in (STATE_DIM, 2, 1, STATE_DIM, 1))))
+
+
+@pytest.mark.parametrize("shape", [(STATE_DIM + 1,), (1, STATE_DIM), ()])
+def test_select_action_refuses_a_state_of_the_wrong_shape(shape: tuple[int, ...]) -> None:
+    with pytest.raises(UsageError, match=rf"one state of shape \({STATE_DIM},\)"):
+        _agent().select_action(np.zeros(shape, np.float32))
+
+
 def _two_critics() -> tuple[Critic, Critic]:
     paddle.seed(11)
     return Critic(3, 1, hidden=(8, 4)), Critic(3, 1, hidden=(8, 4))
