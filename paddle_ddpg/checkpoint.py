@@ -2,7 +2,8 @@
 
 A run directory holds the tutorial-style snapshots `ddpg-actor<episode>.pdparams` and
 `ddpg-critic<episode>.pdparams` (`td3-` for TD3; plain state dicts: `paddle.load` + `set_state_dict`, as in
-the tutorial), `config.json`, and `checkpoint.pdckpt`: the full training state that `--resume` continues from.
+the tutorial), the actor of the best evaluation, `ddpg-actor-best.pdparams`, `config.json`, and
+`checkpoint.pdckpt`: the full training state that `--resume` continues from.
 """
 
 from __future__ import annotations

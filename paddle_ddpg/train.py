@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import math
 import os
 import shlex
 import signal
@@ -112,6 +113,13 @@ class Trainer:
         return self.run_dir / CHECKPOINT_NAME
 
     @property
+    def best_actor_path(self) -> Path:
+        """The actor at the run's best evaluation so far. Pendulum policies swing by tens from one evaluation
+        to the next, so the last one is often not the best; the evaluations a run keeps (`evals`) say which
+        was, also after a resume."""
+        return self.run_dir / f"{self.config.algo}-actor-best.pdparams"
+
+    @property
     def wall_seconds(self) -> float:
         return self._earlier_seconds + time.perf_counter() - self._clock
 
@@ -162,6 +170,8 @@ class Trainer:
                 "learn_steps": self.agent.learn_steps, "checkpoint": str(self.checkpoint_path),
                 "final_eval_mean": None if interrupted else self.last_eval,
                 "final_eval_std": None if interrupted else self.last_eval_std,
+                "best_eval_mean": max((e["mean"] for e in self.evals), default=None),
+                "best_actor": str(self.best_actor_path) if self.evals else None,
                 "wall_seconds": round(self.wall_seconds, 2),
                 "train_seconds": round(self.wall_seconds - self.eval_seconds, 2), "logdir": str(self.log_dir),
                 "interrupted": interrupted, "evals": self.evals}
@@ -226,6 +236,8 @@ class Trainer:
         self.eval_seconds += time.perf_counter() - started
         if len(returns) == self.config.eval_episodes:
             self.last_eval, self.last_eval_std = float(returns.mean()), float(returns.std())
+            if self.last_eval > max((e["mean"] for e in self.evals), default=-math.inf):
+                save_state_dict(self.best_actor_path, self.agent.actor.state_dict())
             self.evals.append({"episodes": completed, "steps": self.steps, "mean": self.last_eval,
                                "std": self.last_eval_std,
                                "train_seconds": round(self.wall_seconds - self.eval_seconds, 2)})

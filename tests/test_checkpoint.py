@@ -164,10 +164,10 @@ def test_resolve_directory_prefers_the_full_checkpoint(tmp_path: Path) -> None:
 
 
 def test_resolve_directory_without_checkpoint_picks_the_newest_actor_numerically(tmp_path: Path) -> None:
-    """ddpg-actor200 is newer than ddpg-actor30 although '3' sorts after '2' as text; critic files are
-    never picked."""
+    """ddpg-actor200 is newer than ddpg-actor30 although '3' sorts after '2' as text; critic files and the
+    best-evaluation actor are never picked."""
     _touch(tmp_path, "ddpg-actor0.pdparams", "ddpg-actor30.pdparams", "ddpg-actor200.pdparams",
-           "ddpg-actor9.pdparams", "ddpg-critic999.pdparams")
+           "ddpg-actor9.pdparams", "ddpg-critic999.pdparams", "ddpg-actor-best.pdparams")
     assert resolve_checkpoint(str(tmp_path)) == tmp_path / "ddpg-actor200.pdparams"
 
 

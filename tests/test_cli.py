@@ -41,8 +41,8 @@ def test_run_directory_holds_the_tutorial_files(base_run: TrainedRun) -> None:
     """ddpg-actor<N>/ddpg-critic<N> at episode 0 (the tutorial's `epoch % 200 == 0`) and at the end, plus
     config.json and the full checkpoint."""
     names = sorted(p.name for p in base_run.run_dir.iterdir())
-    assert names == ["checkpoint.pdckpt", "config.json", "ddpg-actor0.pdparams", "ddpg-actor2.pdparams",
-                     "ddpg-critic0.pdparams", "ddpg-critic2.pdparams"]
+    assert names == ["checkpoint.pdckpt", "config.json", "ddpg-actor-best.pdparams", "ddpg-actor0.pdparams",
+                     "ddpg-actor2.pdparams", "ddpg-critic0.pdparams", "ddpg-critic2.pdparams"]
 
 
 def test_snapshots_load_as_in_the_tutorial(base_run: TrainedRun) -> None:
@@ -148,6 +148,33 @@ def test_evaluate_an_actor_file_gives_the_same_returns(base_run: TrainedRun, eva
     assert out["episodes"] == 3
     assert out["returns"] == evaluated["returns"]
     assert out["mean_return"] == evaluated["mean_return"]
+
+
+def test_best_actor_is_the_actor_of_the_best_evaluation_and_survives_a_resume(tmp_path: Path) -> None:
+    """With seed 5 and fast learning rates the six evaluations peak at the second (checked first, so the
+    test tells the best from the first and the last): evaluating the best-actor file on the run's
+    evaluation seeds gives that evaluation's mean. Two more episodes after a resume evaluate worse and leave
+    the file as it was."""
+    args = [*TINY, "--episodes", "6", "--eval-interval", "1", "--seed", "5", "--lr-actor", "1e-3", "--lr-critic",
+            "1e-3", "--run-name", "peak"]
+    result = run_cli("train", *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = last_json(result.stdout)
+    means = [e["mean"] for e in summary["evals"]]
+    assert len(means) == 6 and max(means) not in (means[0], means[-1])
+    assert summary["best_eval_mean"] == max(means)
+    best = tmp_path / summary["best_actor"]
+    assert best == tmp_path / "model" / "peak" / "ddpg-actor-best.pdparams"
+    evaluated = run_cli("evaluate", "--checkpoint", str(best), "--episodes", "2", "--seed", "5", cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert last_json(evaluated.stdout)["mean_return"] == pytest.approx(max(means), rel=1e-9)
+
+    before = best.read_bytes()
+    resumed = run_cli("train", "--resume", "model/peak", "--episodes", "8", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    later = [e["mean"] for e in last_json(resumed.stdout)["evals"]]
+    assert later[:6] == means and len(later) == 8 and max(later[6:]) < max(means)
+    assert best.read_bytes() == before and last_json(resumed.stdout)["best_eval_mean"] == max(means)
 
 
 def test_evaluate_a_tutorial_para_file(base_run: TrainedRun, tmp_path: Path) -> None:

@@ -265,8 +265,8 @@ def test_existing_run_is_kept_and_overwrite_replaces_it(base_copy: TrainedRun) -
     result = run_cli("train", *TINY, "--run-name", "base", "--episodes", "2", "--overwrite", cwd=base_copy.root)
     assert result.returncode == 0, result.stderr
     names = sorted(p.name for p in base_copy.run_dir.iterdir())
-    assert names == ["checkpoint.pdckpt", "config.json", "ddpg-actor0.pdparams", "ddpg-actor1.pdparams",
-                     "ddpg-critic0.pdparams", "ddpg-critic1.pdparams"]  # the old ddpg-*2 files are gone
+    assert names == ["checkpoint.pdckpt", "config.json", "ddpg-actor-best.pdparams", "ddpg-actor0.pdparams",
+                     "ddpg-actor1.pdparams", "ddpg-critic0.pdparams", "ddpg-critic1.pdparams"]  # no ddpg-*2 left
     assert load_checkpoint(base_copy.run_dir / "checkpoint.pdckpt")["episode"] == 2
     assert [s for s, _ in scalars(record_file(base_copy.log_dir), "episode reward")] == [0, 1]
 

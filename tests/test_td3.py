@@ -214,6 +214,7 @@ def test_td3_cli_run_writes_td3_snapshots_and_resumes(tmp_path: Path) -> None:
     summary = last_json(result.stdout)
     run_dir = tmp_path / "model" / "td3"
     assert {p.name for p in run_dir.glob("*.pdparams")} == {"td3-actor0.pdparams", "td3-actor2.pdparams",
+                                                            "td3-actor-best.pdparams",
                                                             "td3-critic0.pdparams", "td3-critic2.pdparams"}
     assert summary["steps"] == 150 and summary["learn_steps"] == 150 - 64
     saved = load_checkpoint(run_dir / "checkpoint.pdckpt")
