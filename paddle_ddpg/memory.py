@@ -36,6 +36,7 @@ class Memory:
             raise UsageError(f"memory_size must be >= 1, got {memory_size}")
         self.memory_size = memory_size
         self.rng = rng if rng is not None else np.random.default_rng()
+        self._shapes = ((state_dim,), (action_dim,))
         ends = np.cumsum([state_dim, action_dim, 1, state_dim, 1])  # Batch's fields, in order
         self._slices = [slice(int(a), int(b)) for a, b in zip([0, *ends[:-1]], ends)]
         try:
@@ -50,6 +51,11 @@ class Memory:
 
     def add(self, state: np.ndarray, action: np.ndarray, reward: float, next_state: np.ndarray,
             terminated: bool) -> None:
+        # numpy would broadcast a scalar or one-element array into every column of its field without a word.
+        for name, value, shape in (("state", state, self._shapes[0]), ("action", action, self._shapes[1]),
+                                   ("next_state", next_state, self._shapes[0])):
+            if np.shape(value) != shape:
+                raise UsageError(f"Memory.add: {name} must have shape {shape}, got {np.shape(value)}")
         i = self._next
         self.state[i] = state
         self.action[i] = action

@@ -167,3 +167,15 @@ def test_set_state_dict_refuses_another_memory_size() -> None:
     saved = _filled(10, 12).state_dict()
     with pytest.raises(ValueError, match="memory_size"):
         Memory(20, STATE_DIM, ACTION_DIM).set_state_dict(saved)
+
+
+@pytest.mark.parametrize("field, value", [("state", np.float32(1.0)), ("state", np.ones(1, np.float32)),
+                                          ("action", 0.5), ("next_state", np.ones((1, STATE_DIM), np.float32))])
+def test_add_refuses_a_field_of_the_wrong_shape(field: str, value: object) -> None:
+    """numpy would store a scalar in every column of a field; the memory stays as it was."""
+    memory = _filled(10, 3)
+    names = ("state", "action", "reward", "next_state", "terminated")
+    transition = dict(zip(names, _transition(3)), **{field: value})
+    with pytest.raises(UsageError, match=rf"{field} must have shape"):
+        memory.add(**transition)
+    assert memory.size() == 3
