@@ -103,7 +103,7 @@ class DDPG:
         self._traces: dict[tuple[int, bool, float, float], fused.Trace] = {}  # recorded updates (`learn`)
         self.noise = make_noise(config.noise, action_dim, config.noise_std, self.rng, theta=config.ou_theta)
         self.learn_steps = 0
-        self._widths = Batch(state_dim, action_dim, 1, state_dim, 1)  # columns of each batch field
+        self._widths = Batch.widths(state_dim, action_dim)
 
     def _target_pairs(self) -> list[tuple[nn.Layer, nn.Layer]]:
         pairs = [(self.actor, self.actor_target), (self.critic, self.critic_target)]

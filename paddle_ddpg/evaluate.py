@@ -150,8 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.episodes <= 0:
             raise UsageError(f"episodes must be > 0, got {args.episodes}")
-        if not 0 <= args.seed < 2**64:
-            raise UsageError(f"seed must be in [0, 2**64), got {args.seed}")
+        Config(seed=args.seed).validate()  # training's rule for seeds
         set_device(args.device)
         actor, env = load_actor(args.checkpoint, args.env)
     except UsageError as exc:

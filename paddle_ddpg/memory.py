@@ -26,6 +26,11 @@ class Batch(NamedTuple):
     next_state: np.ndarray
     terminated: np.ndarray
 
+    @classmethod
+    def widths(cls, state_dim: int, action_dim: int) -> Batch:
+        """Each field's number of columns, for a memory's layout and the shape checks on its way in and out."""
+        return cls(state_dim, action_dim, 1, state_dim, 1)
+
 
 class Memory:
     """Fixed-capacity FIFO of (state, action, reward, next_state, terminated) transitions."""
@@ -36,8 +41,9 @@ class Memory:
             raise UsageError(f"memory_size must be >= 1, got {memory_size}")
         self.memory_size = memory_size
         self.rng = rng if rng is not None else np.random.default_rng()
-        self._shapes = ((state_dim,), (action_dim,))
-        ends = np.cumsum([state_dim, action_dim, 1, state_dim, 1])  # Batch's fields, in order
+        widths = Batch.widths(state_dim, action_dim)
+        self._shapes = ((widths.state,), (widths.action,))
+        ends = np.cumsum(widths)
         self._slices = [slice(int(a), int(b)) for a, b in zip([0, *ends[:-1]], ends)]
         try:
             self._rows = np.zeros((memory_size, int(ends[-1])), dtype=np.float32)
