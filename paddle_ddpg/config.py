@@ -192,7 +192,7 @@ PRESETS: dict[str, Config] = {
     # -150.6 (mean of 100-episode evaluations) against -157.1 for 64-64, reaching -200 after 4000-9000 steps;
     # gamma 0.98, tau 0.01, batch 256 or decaying noise did no better than 64-64, and 256-256 no better than
     # 128-128 (-151.8 against -152.6, seeds 10-14 again). 1000 random steps first helped on seeds 20-35 and
-    # not on 0-7 (README, Performance).
+    # not on 0-7. It ends 20k steps behind SB3 with the zoo settings on 13 of 16 seeds (README, Performance).
     "fast": Config(episodes=50, actor_hidden=(128, 128), critic_hidden=(128, 128), lr_actor=1e-3, lr_critic=1e-3,
                    tau=0.005, batch_size=128, learning_starts=1000, noise_std=0.1, epsilon_min=1.0,
                    eval_interval=10),
