@@ -14,7 +14,7 @@ import paddle.nn.functional as F
 from paddle_ddpg import fused
 from paddle_ddpg.config import Config, UsageError
 from paddle_ddpg.memory import Batch
-from paddle_ddpg.networks import Actor, Critic
+from paddle_ddpg.networks import TANH_MARGIN, Actor, Critic
 from paddle_ddpg.noise import make_noise
 
 
@@ -74,6 +74,7 @@ class DDPG:
         self.target_noise = config.target_noise if td3 else 0.0
         self.target_noise_clip = config.target_noise_clip
         self.fused = config.fused
+        self.tanh_penalty = config.tanh_penalty
         self.rng = rng if rng is not None else np.random.default_rng()
         self.action_low = np.asarray(action_low, dtype=np.float32)
         self.action_high = np.asarray(action_high, dtype=np.float32)
@@ -237,21 +238,24 @@ class DDPG:
         return loss.detach()
 
     def _actor_step(self, state: paddle.Tensor) -> paddle.Tensor:
-        """One Adam step of the actor up the critic's Q(s, mu(s))."""
+        """One Adam step of the actor up the critic's Q(s, mu(s)), less `tanh_penalty`; returns -mean Q, the
+        tutorial's 'actor loss', without the penalty."""
         if self.fused:  # `learn` runs it without autograd
             actor, critic = self._layers[self.actor], self._layers[self.critic]
             action, saved_actor = fused.actor_forward(actor, state)
             q, saved_critic = fused.critic_forward(critic, state, action)
             loss, d_q = fused.minus_mean_and_grad(q)
             d_action = fused.critic_action_grad(critic, saved_critic, d_q)
-            self.actor_optim.step(fused.actor_backward(actor, saved_actor, d_action))
+            self.actor_optim.step(fused.actor_backward(actor, saved_actor, d_action, self.tanh_penalty))
             return loss
         # The tutorial wrapped this in critic.eval()/train(), which changes nothing for layers without
         # dropout or batch norm. Freezing the critic's weights instead spares the backward pass their
         # gradients, which the actor step never uses.
         _freeze(self.critic, True)
-        loss = -self.critic(state, self.actor(state)).mean()
-        loss.backward()
+        z = self.actor.preactivation(state)
+        loss = -self.critic(state, self.actor.squash(z)).mean()
+        excess = z - z.clip(-TANH_MARGIN, TANH_MARGIN)
+        (loss + self.tanh_penalty * excess.square().mean() if self.tanh_penalty else loss).backward()
         _freeze(self.critic, False)
         self.actor_optim.step([p.grad for p in self.actor.parameters()])
         _clear_gradients(self.actor.parameters())

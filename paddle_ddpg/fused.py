@@ -28,7 +28,7 @@ import numpy as np
 import paddle
 from paddle import _C_ops
 
-from paddle_ddpg.networks import Actor, Critic
+from paddle_ddpg.networks import TANH_MARGIN, Actor, Critic
 
 # Every explicit kernel call goes through this name, so that `Trace` can record the calls of one update.
 kernels: Any = _C_ops
@@ -154,7 +154,7 @@ def actor_layers(net: Actor) -> ActorLayers:
 
 def actor_forward(actor: ActorLayers, state: paddle.Tensor) -> tuple[paddle.Tensor, list[paddle.Tensor]]:
     """mu(s) as `Actor.forward` computes it, and what `actor_backward` needs: each layer's input, then the
-    output layer's pre-activation (symmetric bounds) or its tanh."""
+    output layer's pre-activation, then (bounds not alike and centred) its tanh."""
     saved = [state]
     x = state
     for layer in actor.layers[:-1]:
@@ -164,16 +164,23 @@ def actor_forward(actor: ActorLayers, state: paddle.Tensor) -> tuple[paddle.Tens
     if actor.symmetric_scale is not None:
         return kernels.stanh(z, 1.0, actor.symmetric_scale), saved + [z]
     squashed = kernels.tanh(z)
-    return kernels.add(kernels.multiply(squashed, actor.scale), actor.shift), saved + [squashed]
+    return kernels.add(kernels.multiply(squashed, actor.scale), actor.shift), saved + [z, squashed]
 
 
-def actor_backward(actor: ActorLayers, saved: list[paddle.Tensor], d_action: paddle.Tensor) -> list[paddle.Tensor]:
-    """Gradients of the actor's parameters (w1, b1, w2, b2, ...) given dLoss/dAction."""
+def actor_backward(actor: ActorLayers, saved: list[paddle.Tensor], d_action: paddle.Tensor,
+                   tanh_penalty: float = 0.0) -> list[paddle.Tensor]:
+    """Gradients of the actor's parameters (w1, b1, w2, b2, ...) given dLoss/dAction, with the gradient of
+    `tanh_penalty` * mean(excess ** 2) added, excess being how far the tanh's input z goes past +-TANH_MARGIN."""
+    n = len(actor.layers)
+    z = saved[n]
     if actor.symmetric_scale is not None:
-        g = kernels.stanh_grad(saved[-1], d_action, 1.0, actor.symmetric_scale)
+        g = kernels.stanh_grad(z, d_action, 1.0, actor.symmetric_scale)
     else:
         g = kernels.tanh_grad(saved[-1], kernels.multiply(d_action, actor.scale))
-    return _backward(actor.layers, saved[:-1], g)
+    if tanh_penalty:
+        excess = kernels.subtract(z, kernels.clip(z, -TANH_MARGIN, TANH_MARGIN))
+        g = kernels.add(g, kernels.scale(excess, 2.0 * tanh_penalty / (z.shape[0] * z.shape[1]), 0.0, True))
+    return _backward(actor.layers, saved[:n], g)
 
 
 class CriticLayers(NamedTuple):

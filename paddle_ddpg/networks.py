@@ -24,6 +24,9 @@ def _linear_stack(layer: nn.Layer, sizes_in: Sequence[int], sizes_out: Sequence[
     return fcs
 
 
+TANH_MARGIN = 3.0  # past it tanh's slope is under 1%: `tanh_penalty` pulls the tanh's input back inside
+
+
 class Actor(nn.Layer):
     """Deterministic policy mu(s): ReLU layers, then tanh scaled to the action bounds of each dimension.
 
@@ -45,10 +48,17 @@ class Actor(nn.Layer):
         self.register_buffer("action_high", paddle.to_tensor(high), persistable=False)
 
     def forward(self, state: paddle.Tensor) -> paddle.Tensor:
+        return self.squash(self.preactivation(state))
+
+    def preactivation(self, state: paddle.Tensor) -> paddle.Tensor:
+        """The tanh's input, which `tanh_penalty` keeps within +-TANH_MARGIN."""
         x = state
         for fc in self.fcs[:-1]:
             x = F.relu(fc(x))
-        return paddle.tanh(self.fcs[-1](x)) * self.action_scale + self.action_bias
+        return self.fcs[-1](x)
+
+    def squash(self, preactivation: paddle.Tensor) -> paddle.Tensor:
+        return paddle.tanh(preactivation) * self.action_scale + self.action_bias
 
 
 class Critic(nn.Layer):
