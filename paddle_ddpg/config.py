@@ -197,9 +197,9 @@ PRESETS: dict[str, Config] = {
     # -150.6 (mean of 100-episode evaluations) against -157.1 for 64-64, reaching -200 after 4000-9000 steps;
     # gamma 0.98, tau 0.01, batch 256 or decaying noise did no better than 64-64, and 256-256 no better than
     # 128-128 (-151.8 against -152.6, seeds 10-14 again). 1000 random steps first helped on seeds 20-35 and
-    # not on 0-7. It ends 20k steps behind SB3 with the zoo settings on 13 of 16 seeds (README, Performance).
-    # tanh_penalty 0.01 freed seed 38's actor, stuck at +2 from 2000 to 10000 steps without it, and left the
-    # mean of seeds 20-35 where it was (-148.9 against -148.6).
+    # not on 0-7. tanh_penalty 0.01 freed seed 38's actor, stuck at +2 from 2000 to 10000 steps without it,
+    # left the mean of seeds 20-35 where it was (-148.9 against -148.6) and cost the other benchmark seeds 1.7
+    # points. At 20k steps the preset ends behind SB3 with the zoo settings on 22 of 24 seeds (README).
     "fast": Config(episodes=50, actor_hidden=(128, 128), critic_hidden=(128, 128), lr_actor=1e-3, lr_critic=1e-3,
                    tau=0.005, batch_size=128, tanh_penalty=0.01, learning_starts=1000, noise_std=0.1,
                    epsilon_min=1.0, eval_interval=10),
