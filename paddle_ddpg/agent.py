@@ -254,8 +254,11 @@ class DDPG:
         _freeze(self.critic, True)
         z = self.actor.preactivation(state)
         loss = -self.critic(state, self.actor.squash(z)).mean()
-        excess = z - z.clip(-TANH_MARGIN, TANH_MARGIN)
-        (loss + self.tanh_penalty * excess.square().mean() if self.tanh_penalty else loss).backward()
+        penalised = loss
+        if self.tanh_penalty:  # no clip and subtract per step when it is off, as in the fused path
+            excess = z - z.clip(-TANH_MARGIN, TANH_MARGIN)
+            penalised = loss + self.tanh_penalty * excess.square().mean()
+        penalised.backward()
         _freeze(self.critic, False)
         self.actor_optim.step([p.grad for p in self.actor.parameters()])
         _clear_gradients(self.actor.parameters())
