@@ -199,7 +199,7 @@ PRESETS: dict[str, Config] = {
     # 128-128 (-151.8 against -152.6, seeds 10-14 again). 1000 random steps first helped on seeds 20-35 and
     # not on 0-7. tanh_penalty 0.01 freed seed 38's actor, stuck at +2 from 2000 to 10000 steps without it,
     # left the mean of seeds 20-35 where it was (-148.9 against -148.6) and cost the other benchmark seeds 1.7
-    # points. At 20k steps the preset ends behind SB3 with the zoo settings on 22 of 24 seeds (README).
+    # points. At 20k steps the preset ends behind SB3 with the zoo settings on 19 of 24 seeds (README).
     "fast": Config(episodes=50, actor_hidden=(128, 128), critic_hidden=(128, 128), lr_actor=1e-3, lr_critic=1e-3,
                    tau=0.005, batch_size=128, tanh_penalty=0.01, learning_starts=1000, noise_std=0.1,
                    epsilon_min=1.0, eval_interval=10),
