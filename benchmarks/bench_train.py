@@ -105,8 +105,8 @@ def sb3_threshold(seed: int) -> dict[str, Any]:
     from stable_baselines3.common.noise import NormalActionNoise
 
     env, eval_env = gym.make("Pendulum-v1"), gym.make("Pendulum-v1")
-    # SB3 adds the noise to the action rescaled to [-1, 1], so the zoo's noise_std 0.1 is sigma 0.1 here
-    # (0.2 N m on Pendulum); results before this was fixed gave SB3 sigma 0.2, twice the zoo's.
+    # SB3 adds the noise to the action rescaled to [-1, 1], so the zoo's noise_std 0.1 is sigma 0.1 itself,
+    # not 0.1 times the half-range as paddle_ddpg's noise_std counts it (0.2 N m on Pendulum either way).
     model = DDPG("MlpPolicy", env, gamma=0.98, buffer_size=200_000, learning_starts=10_000, learning_rate=1e-3,
                  action_noise=NormalActionNoise(np.zeros(1), np.full(1, 0.1)), train_freq=(1, "episode"),
                  gradient_steps=-1, policy_kwargs={"net_arch": [400, 300]}, seed=seed, device="cpu", verbose=0)
