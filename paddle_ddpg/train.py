@@ -18,7 +18,7 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,8 +78,10 @@ class StopRequest:
 class Trainer:
     """One training run: its environment, agent, memory, counters, logs and checkpoints."""
 
-    def __init__(self, config: Config, run_dir: Path, log_dir: Path, resume: dict[str, Any] | None = None) -> None:
+    def __init__(self, config: Config, run_dir: Path, log_dir: Path, resume: dict[str, Any] | None = None,
+                 on_eval: Callable[[dict[str, float]], None] | None = None) -> None:
         self.config = config
+        self.on_eval = on_eval
         self.run_dir = run_dir
         self.log_dir = log_dir
         self.env = make_env(config.env, config.max_episode_steps)
@@ -243,6 +245,8 @@ class Trainer:
                                "train_seconds": round(self.wall_seconds - self.eval_seconds, 2)})
             self._evaluated_after = completed
             self.writer.add_scalar("eval return", self.last_eval, completed - 1)
+            if self.on_eval is not None:
+                self.on_eval(self.evals[-1])
 
     def _save_snapshots(self, episode: int | None = None) -> None:
         """The tutorial's `ddpg-actor<epoch>` / `ddpg-critic<epoch>` files (as .pdparams; `td3-` for TD3)."""
@@ -327,11 +331,13 @@ def prepare_dirs(run_dir: Path, log_dir: Path, resuming: bool, overwrite: bool) 
 
 
 def train(config: Config, preset: str = "tutorial", resume: dict[str, Any] | None = None, overwrite: bool = False,
-          stop: StopRequest | None = None) -> dict[str, Any]:
+          stop: StopRequest | None = None,
+          on_eval: Callable[[dict[str, float]], None] | None = None) -> dict[str, Any]:
     """Train a run, or continue the one in `resume` (a `load_checkpoint` result), and return its summary.
 
     When resuming, `config` normally comes from `resume_config`: the run's own settings plus any changes
-    that are safe mid-run (more episodes, another learning rate).
+    that are safe mid-run (more episodes, another learning rate). `on_eval` is called with each noise-free
+    evaluation's entry of `evals` as it happens (a sweep reports them to its scheduler).
     """
     config.validate()
     if resume is not None:
@@ -345,7 +351,8 @@ def train(config: Config, preset: str = "tutorial", resume: dict[str, Any] | Non
         config = dataclasses.replace(config, run_name=f"{env}_{label}_s{config.seed}_{stamp}")
     set_device(config.device, config.threads, config.batch_size)
     run_dir, log_dir = run_paths(config, resume)
-    trainer = Trainer(config, run_dir, log_dir, resume=resume)  # checks env and checkpoint before any disk write
+    # Checks the env and the checkpoint before anything is written.
+    trainer = Trainer(config, run_dir, log_dir, resume=resume, on_eval=on_eval)
     prepare_dirs(run_dir, log_dir, resuming=resume is not None, overwrite=overwrite)
     atomic_write(trainer.run_dir / "config.json", lambda f: f.write(json.dumps(config.to_dict(), indent=2).encode()))
     return trainer.run(stop or StopRequest())
