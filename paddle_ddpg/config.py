@@ -13,7 +13,6 @@ import json
 import math
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 
@@ -75,8 +74,9 @@ class Config:
                                 "(tanh 0.995), added to the actor loss: keeps the tanh out of saturation, where it "
                                 "passes back no gradient and the policy can stick at a bound for thousands of "
                                 "steps; 0: none, as in the tutorial", default=0.0)
-    fused: bool = _help("gradients from explicit kernels (about twice as fast at the tutorial's sizes); "
-                        "--no-fused: autograd through the layers (the same math, the tutorial's way)", default=True)
+    engine: str = _help("fast: the update through paddle_ddpg.fast's kernels; plain: agent.py's layers and autograd, "
+                        "as written; the same math (a Paddle the fast engine cannot run on falls back to plain)",
+                        default="fast")
     memory_size: int = _help("replay memory capacity; the oldest transitions fall out first", default=50000)
     learning_starts: int = _help("learning begins once more than this many transitions are stored", default=1280)
     random_steps: int = _help("act uniformly at random for the first this many steps (the TD3 paper's and SB3's "
@@ -129,6 +129,7 @@ class Config:
             (self.reward_scale != 0, "reward_scale must be non-zero"),
             (self.noise in NOISES, f"noise must be one of {', '.join(NOISES)}, got {self.noise!r}"),
             (self.algo in ALGOS, f"algo must be one of {', '.join(ALGOS)}, got {self.algo!r}"),
+            (self.engine in ENGINES, f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}"),
             (self.policy_delay >= 1, f"policy_delay must be >= 1, got {self.policy_delay}"),
             (self.target_noise >= 0, f"target_noise must be >= 0, got {self.target_noise}"),
             (self.target_noise_clip >= 0, f"target_noise_clip must be >= 0, got {self.target_noise_clip}"),
@@ -170,13 +171,17 @@ class Config:
         known = {f.name: f for f in dataclasses.fields(self)}
         changes = {}
         for name, value in values.items():
+            if name == "fused" and isinstance(value, bool):  # the setting's name in version 0.1's config files
+                name, value = "engine", "fast" if value else "plain"
             if name not in known:
                 raise UsageError(f"{source}: unknown key {name!r}")
             changes[name] = _coerce(name, _field_types()[name], value, source)
         return dataclasses.replace(self, **changes)
 
 
+CONFIG_FILE_LIMIT = 1 << 20
 NOISES = ("gaussian", "ou")
+ENGINES = ("fast", "plain")
 ALGOS = ("ddpg", "td3")
 
 def _published(env: str, algo: str, total_steps: int, **changes: Any) -> Config:
@@ -249,9 +254,17 @@ def _type_name(kind: Any) -> str:
 
 
 def load_config_file(path: str) -> dict[str, Any]:
-    """Read a JSON object of Config fields (the file a run writes as config.json reads back unchanged)."""
+    """Read a JSON object of Config fields (the file a run writes as config.json reads back unchanged).
+
+    At most CONFIG_FILE_LIMIT bytes are read: a settings file is a few kilobytes, and a path such as
+    /dev/zero would otherwise be read until memory runs out.
+    """
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            data = f.read(CONFIG_FILE_LIMIT + 1)
+        if len(data) > CONFIG_FILE_LIMIT:
+            raise UsageError(f"config file {path} is larger than {CONFIG_FILE_LIMIT // 1024} KiB; not a settings file")
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise UsageError(f"config file not found: {path}") from None
     except OSError as exc:
@@ -262,6 +275,8 @@ def load_config_file(path: str) -> dict[str, Any]:
         values = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UsageError(f"config file {path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    except RecursionError:
+        raise UsageError(f"config file {path} nests too deeply to be a settings file") from None
     if not isinstance(values, dict):
         raise UsageError(f"config file {path} must hold a JSON object of settings")
     return values
@@ -275,7 +290,7 @@ class Parser(argparse.ArgumentParser):
 
 
 _METAVARS = {"env": "ID", "logdir": "DIR", "model_dir": "DIR", "run_name": "NAME"}
-_CHOICES = {"device": ("cpu", "gpu"), "noise": NOISES, "algo": ALGOS}
+_CHOICES = {"device": ("cpu", "gpu"), "noise": NOISES, "algo": ALGOS, "engine": ENGINES}
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -297,6 +312,10 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         else:
             kwargs.update(type=kind, metavar=_METAVARS.get(f.name, {int: "N", float: "X"}.get(kind, "S")))
         group.add_argument("--" + f.name.replace("_", "-"), **kwargs)
+    # Version 0.1's flags for the engine, kept as hidden aliases.
+    for flag, engine in (("--fused", "fast"), ("--no-fused", "plain")):
+        group.add_argument(flag, dest="engine", action="store_const", const=engine, default=argparse.SUPPRESS,
+                           help=argparse.SUPPRESS)
 
 
 def resolve_config(args: argparse.Namespace, base: Config | None = None) -> Config:

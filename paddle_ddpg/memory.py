@@ -15,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from paddle_ddpg.config import UsageError
+from paddle_ddpg.device import require_memory
 
 
 class Batch(NamedTuple):
@@ -45,6 +46,7 @@ class Memory:
         self._shapes = ((widths.state,), (widths.action,))
         ends = np.cumsum(widths)
         self._slices = [slice(int(a), int(b)) for a, b in zip([0, *ends[:-1]], ends)]
+        require_memory(memory_size * int(ends[-1]) * 4, f"memory_size {memory_size}")
         try:
             self._rows = np.zeros((memory_size, int(ends[-1])), dtype=np.float32)
         except (MemoryError, ValueError):  # ValueError: more elements than an array can index
@@ -105,10 +107,18 @@ class Memory:
                 "next": self._next, "memory_size": self.memory_size}
 
     def set_state_dict(self, saved: dict[str, np.ndarray | int]) -> None:
+        """Restore a `state_dict`, refusing with one line one of another layout or size."""
         if saved["memory_size"] != self.memory_size:
-            raise ValueError(f"saved memory has memory_size {saved['memory_size']}, this one {self.memory_size}")
+            raise UsageError(f"saved memory has memory_size {saved['memory_size']}, this one {self.memory_size}")
         n = len(saved["reward"])
+        for name in ("state", "action", "reward", "next_state", "terminated"):
+            shape = (n, getattr(self, name).shape[1])
+            if np.shape(saved[name]) != shape or n > self.memory_size:
+                raise UsageError(f"saved memory's {name} has shape {np.shape(saved[name])}, expected {shape} "
+                                 f"(at most {self.memory_size} rows)")
+        if not 0 <= int(saved["next"]) < self.memory_size:
+            raise UsageError(f"saved memory's next slot {saved['next']} is outside [0, {self.memory_size})")
         for name in ("state", "action", "reward", "next_state", "terminated"):
             getattr(self, name)[:n] = saved[name]
         self._size = n
-        self._next = int(saved["next"]) % self.memory_size
+        self._next = int(saved["next"])

@@ -58,7 +58,10 @@ class OrnsteinUhlenbeckNoise:
         return {"x": self.x.copy()}
 
     def set_state_dict(self, saved: dict[str, np.ndarray]) -> None:
-        self.x = np.array(saved["x"], dtype=float)
+        x = np.array(saved["x"], dtype=float)
+        if x.shape != self.x.shape:
+            raise ValueError(f"saved noise state has shape {x.shape}, this process {self.x.shape}")
+        self.x = x
 
 
 def make_noise(kind: str, action_dim: int, std: float, rng: np.random.Generator,

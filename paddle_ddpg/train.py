@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import io
 import json
 import math
 import os
@@ -25,16 +24,20 @@ from typing import Any
 
 import numpy as np
 import paddle
-from visualdl import LogWriter
 
+from paddle_ddpg import fast, rundir
 from paddle_ddpg.agent import DDPG
-from paddle_ddpg.checkpoint import (CHECKPOINT_NAME, SaveError, atomic_write, load_checkpoint,
-                                    resolve_checkpoint, save_checkpoint, save_state_dict)
+from paddle_ddpg.checkpoint import (CHECKPOINT_NAME, load_checkpoint, resolve_checkpoint, save_checkpoint,
+                                    save_state_dict)
 from paddle_ddpg.config import PRESETS, Config, Parser, UsageError, add_config_arguments, resolve_config
+from paddle_ddpg.device import require_memory, set_device
 from paddle_ddpg.env import TRAIN_STREAM, episode_seed, make_env
-from paddle_ddpg.evaluate import check_dims, evaluate, set_device
+from paddle_ddpg.evaluate import evaluate
+from paddle_ddpg.files import SaveError, atomic_write
+from paddle_ddpg.logs import RunLog
 from paddle_ddpg.memory import Memory
 from paddle_ddpg.noise import decay_epsilon
+from paddle_ddpg.policy import Policy, check_dims
 
 LOSS_FLUSH = 200  # losses buffered between syncs: reading a loss forces the device to finish its queue
 # Fixed once a run has started.
@@ -45,6 +48,10 @@ PLACE = ("run_name", "logdir", "model_dir")
 
 class TrainingDiverged(Exception):
     """A loss or a parameter became NaN or inf; the last checkpoint on disk predates it."""
+
+
+class EnvironmentFault(Exception):
+    """The environment returned NaN or inf; it was not stored, and the last checkpoint predates it."""
 
 
 @dataclass
@@ -91,8 +98,17 @@ class Trainer:
         # Every draw after initialisation comes from these generators, whose states the checkpoint keeps.
         self.noise_rng = np.random.default_rng([config.seed, 1])
         self.memory = Memory(config.memory_size, state_dim, action_dim, rng=np.random.default_rng([config.seed, 2]))
+        require_memory(network_bytes(config, state_dim, action_dim),
+                       f"networks of {list(config.actor_hidden)} and {list(config.critic_hidden)} hidden units")
         self.agent = DDPG(state_dim, action_dim, self.env.action_space.low, self.env.action_space.high, config,
                           rng=self.noise_rng)
+        # Evaluation acts through the Actor layer, as `python -m paddle_ddpg.evaluate` does: the same returns.
+        self.policy = Policy(self.agent.actor, config.env, state_dim, action_dim, self.agent.action_low,
+                             self.agent.action_high, config.max_episode_steps, config)
+        self.engine = config.engine
+        if config.engine == "fast" and (reason := fast.accelerate(self.agent)) is not None:
+            print(f"the fast engine cannot run here ({reason}); training with the plain engine", file=sys.stderr)
+            self.engine = "plain"
         self.episode = 0
         self.steps = 0
         self.epsilon = 1.0
@@ -108,7 +124,7 @@ class Trainer:
         if resume is not None:
             check_dims(config.env, resume["config"]["env"], resume["state_dim"], resume["action_dim"], self.env)
             self._restore(resume)
-        self.writer: LogWriter | None = None
+        self.writer: RunLog | None = None
 
     @property
     def checkpoint_path(self) -> Path:
@@ -127,7 +143,7 @@ class Trainer:
 
     def run(self, stop: StopRequest) -> dict[str, Any]:
         config = self.config
-        self.writer = open_log(self.log_dir)
+        self.writer = RunLog(self.log_dir)
         self._clock = time.perf_counter()
         rate_clock, rate_steps = self._clock, self.steps
         try:
@@ -140,6 +156,7 @@ class Trainer:
                     raise TrainingDiverged(f"non-finite network parameters after learn step {self.agent.learn_steps}"
                                            f" (env step {self.steps}, episode {self.episode})")
                 self.writer.add_scalar("episode reward", episode_reward, self.episode)
+                self.writer.commit()
                 if self.episode % config.log_interval == 0:
                     now = time.perf_counter()
                     rate = (self.steps - rate_steps) / max(now - rate_clock, 1e-9)
@@ -160,10 +177,10 @@ class Trainer:
                     interrupted = stop.signal_name
             self._save_snapshots(self.episode - 1)
             self._save_checkpoint()
-        except TrainingDiverged as exc:
+        except (TrainingDiverged, EnvironmentFault) as exc:
             kept = (f"the last good checkpoint, {self.checkpoint_path}, is left as it was"
                     if self.checkpoint_path.is_file() else "no checkpoint had been written yet")
-            raise TrainingDiverged(f"{exc}; {kept}") from None
+            raise type(exc)(f"{exc}; {kept}") from None
         finally:
             self.writer.close()
             self.env.close()
@@ -176,12 +193,13 @@ class Trainer:
                 "best_actor": str(self.best_actor_path) if self.evals else None,
                 "wall_seconds": round(self.wall_seconds, 2),
                 "train_seconds": round(self.wall_seconds - self.eval_seconds, 2), "logdir": str(self.log_dir),
-                "interrupted": interrupted, "evals": self.evals}
+                "engine": self.engine, "interrupted": interrupted, "evals": self.evals}
 
     def _run_episode(self, stop: StopRequest) -> float | None:
         """One episode of acting and learning; None if a second Ctrl-C cut it short."""
         config, agent, memory = self.config, self.agent, self.memory
         state, _ = self.env.reset(seed=episode_seed(config.seed, TRAIN_STREAM, self.episode))
+        self._check_finite(state, 0.0, "reset")
         agent.noise.reset()
         episode_reward = 0.0
         while True:
@@ -189,7 +207,11 @@ class Trainer:
                 action = agent.random_action()
             else:
                 action = agent.select_action(state, self.epsilon)
+            if not np.isfinite(action).all():
+                raise TrainingDiverged(f"non-finite action from the policy after learn step {agent.learn_steps} "
+                                       f"(env step {self.steps + 1}, episode {self.episode})")
             next_state, reward, terminated, truncated, _ = self.env.step(action)
+            self._check_finite(next_state, reward, f"env step {self.steps + 1}")
             episode_reward += float(reward)
             memory.add(state, action, (reward + config.reward_offset) / config.reward_scale, next_state, terminated)
             self.steps += 1
@@ -206,6 +228,13 @@ class Trainer:
                 return episode_reward
             if stop.now:
                 return None
+
+    def _check_finite(self, observation: np.ndarray, reward: float, when: str) -> None:
+        """Stop at the first NaN or inf from the env, before it enters the replay memory, naming the env:
+        otherwise it would surface later as non-finite network parameters, blaming the networks."""
+        if not (np.isfinite(observation).all() and math.isfinite(reward)):
+            raise EnvironmentFault(f"{self.config.env} returned a non-finite value at {when} (episode "
+                                   f"{self.episode}): observation {np.asarray(observation).tolist()}, reward {reward}")
 
     def _out_of_steps(self) -> bool:
         return 0 < self.config.total_steps <= self.steps
@@ -233,7 +262,7 @@ class Trainer:
     def _evaluate(self, stop: StopRequest, completed: int) -> None:
         """Noise-free evaluation after `completed` episodes, logged at the last episode's index."""
         started = time.perf_counter()
-        returns = evaluate(self.agent.actor, self.eval_env, self.config.eval_episodes, self.config.seed,
+        returns = evaluate(self.policy.predict, self.eval_env, self.config.eval_episodes, self.config.seed,
                            should_stop=lambda: stop.now)
         self.eval_seconds += time.perf_counter() - started
         if len(returns) == self.config.eval_episodes:
@@ -270,64 +299,39 @@ class Trainer:
             "wall_seconds": self.wall_seconds, "last_eval": self.last_eval, "last_eval_std": self.last_eval_std,
             "evals": self.evals, "eval_seconds": self.eval_seconds,
             "loss_sums": self._loss_sums,  # so that a resumed run logs the same loss means as an uninterrupted one
-            "log_dir_from_run_dir": os.path.relpath(self.log_dir, self.run_dir),
+            "log_dir_from_run_dir": os.path.relpath(os.path.realpath(self.log_dir), os.path.realpath(self.run_dir)),
         })
 
     def _restore(self, saved: dict[str, Any]) -> None:
-        self.agent.set_state_dict(saved["agent"])
-        self.memory.set_state_dict(saved["memory"])
-        self.noise_rng.bit_generator.state = saved["rng"]["noise"]
-        self.memory.rng.bit_generator.state = saved["rng"]["memory"]
-        self.episode, self.steps, self.epsilon = saved["episode"], saved["steps"], saved["epsilon"]
-        self.last_eval, self.last_eval_std = saved["last_eval"], saved["last_eval_std"]
-        self.evals, self.eval_seconds = saved.get("evals", []), saved.get("eval_seconds", 0.0)
-        self._earlier_seconds = saved["wall_seconds"]
-        self._loss_sums = dict(saved.get("loss_sums", {}))
-
-
-def open_log(log_dir: Path) -> LogWriter:
-    """A VisualDL writer that appends to the run's newest record file, if any.
-
-    VisualDL's server shows only the newest file of a run directory, so a resumed run that opened a second
-    file would hide everything logged before the interruption.
-    """
-    existing = sorted(log_dir.glob("vdlrecords.*.log"))
-    with contextlib.redirect_stdout(io.StringIO()):  # VisualDL announces the append on stdout
-        return LogWriter(logdir=str(log_dir), file_name=existing[-1].name if existing else "")
-
-
-def run_paths(config: Config, resume: dict[str, Any] | None) -> tuple[Path, Path]:
-    """The run's checkpoint and log directories.
-
-    A resumed run stays beside its checkpoint wherever it is resumed from, and finds its logs by the path
-    from the checkpoint's directory recorded when the run began; relative paths alone would fork the run
-    when resumed from another working directory.
-    """
-    if resume is None:
-        return Path(config.model_dir) / config.run_name, Path(config.logdir) / config.run_name
-    run_dir = Path(resume["path"]).parent
-    return run_dir, Path(os.path.normpath(run_dir / resume["log_dir_from_run_dir"]))
-
-
-def prepare_dirs(run_dir: Path, log_dir: Path, resuming: bool, overwrite: bool) -> None:
-    """Create both directories, refusing to mix a new run into an old one."""
-    for d in (run_dir, log_dir):
+        """Continue from a `load_checkpoint` result; whatever in it does not fit this run is one UsageError."""
         try:
-            if not resuming and not overwrite and d.is_dir() and any(d.iterdir()):
-                checkpoint = run_dir / CHECKPOINT_NAME
-                resume = f"resume it with --resume {checkpoint}, " if checkpoint.is_file() else ""
-                raise UsageError(f"run {run_dir.name!r} already exists in {d}; {resume}pick another --run-name, "
-                                 "or pass --overwrite")
-            d.mkdir(parents=True, exist_ok=True)
-            probe = d / ".write-test"
-            probe.touch()
-            probe.unlink()
-        except OSError as exc:
-            raise UsageError(f"cannot write to {d}: {exc.strerror}") from None
-    if overwrite and not resuming:
-        for old in [*log_dir.glob("vdlrecords.*"), *run_dir.glob("*-actor*.pdparams"),
-                    *run_dir.glob("*-critic*.pdparams"), run_dir / CHECKPOINT_NAME]:
-            old.unlink(missing_ok=True)
+            self.agent.set_state_dict(saved["agent"])
+            self.memory.set_state_dict(saved["memory"])
+            self.noise_rng.bit_generator.state = saved["rng"]["noise"]
+            self.memory.rng.bit_generator.state = saved["rng"]["memory"]
+            self.evals = [{k: float(e[k]) if k in ("mean", "std", "train_seconds") else int(e[k])
+                           for k in ("episodes", "steps", "mean", "std", "train_seconds")} for e in saved["evals"]]
+            self._loss_sums = {str(tag): (float(total), int(count))
+                               for tag, (total, count) in saved["loss_sums"].items()}
+        except UsageError as exc:
+            raise UsageError(f"checkpoint {saved['path']}: {exc}") from None
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            raise UsageError(f"checkpoint {saved['path']} is damaged: {type(exc).__name__}: {exc}") from None
+        self.episode, self.steps, self.epsilon = saved["episode"], saved["steps"], float(saved["epsilon"])
+        self.last_eval, self.last_eval_std = saved["last_eval"], saved["last_eval_std"]
+        self.eval_seconds, self._earlier_seconds = float(saved["eval_seconds"]), float(saved["wall_seconds"])
+
+
+def network_bytes(config: Config, state_dim: int, action_dim: int) -> int:
+    """Memory the agent's networks take: float32 online and target weights, Adam's two moments, a gradient."""
+    def count(sizes_in: list[int], sizes_out: list[int]) -> int:
+        return sum(n_in * n_out + n_out for n_in, n_out in zip(sizes_in, sizes_out))
+
+    critic_in = [state_dim, *config.critic_hidden]
+    critic_in[config.critic_action_layer] += action_dim
+    critics = 2 if config.algo == "td3" else 1
+    return 4 * 5 * (count([state_dim, *config.actor_hidden], [*config.actor_hidden, action_dim])
+                    + critics * count(critic_in, [*config.critic_hidden, 1]))
 
 
 def train(config: Config, preset: str = "tutorial", resume: dict[str, Any] | None = None, overwrite: bool = False,
@@ -350,12 +354,15 @@ def train(config: Config, preset: str = "tutorial", resume: dict[str, Any] | Non
         env = config.env.replace("/", "-")  # namespaced ids such as phys2d/Pendulum-v0
         config = dataclasses.replace(config, run_name=f"{env}_{label}_s{config.seed}_{stamp}")
     set_device(config.device, config.threads, config.batch_size)
-    run_dir, log_dir = run_paths(config, resume)
+    run_dir, log_dir = rundir.run_paths(config, resume)
     # Checks the env and the checkpoint before anything is written.
     trainer = Trainer(config, run_dir, log_dir, resume=resume, on_eval=on_eval)
-    prepare_dirs(run_dir, log_dir, resuming=resume is not None, overwrite=overwrite)
-    atomic_write(trainer.run_dir / "config.json", lambda f: f.write(json.dumps(config.to_dict(), indent=2).encode()))
-    return trainer.run(stop or StopRequest())
+    lock, trainer.log_dir = rundir.claim(run_dir, log_dir, resume, overwrite)
+    try:
+        atomic_write(run_dir / "config.json", lambda f: f.write(json.dumps(config.to_dict(), indent=2).encode()))
+        return trainer.run(stop or StopRequest())
+    finally:
+        lock.release()
 
 
 def resume_config(saved: dict[str, Any], args: argparse.Namespace) -> Config:
@@ -394,6 +401,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
     except TrainingDiverged as exc:
         print(f"{parser.prog}: error: training diverged: {exc}", file=sys.stderr)
+        return 1
+    except EnvironmentFault as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 1
     except SaveError as exc:
         print(f"{parser.prog}: error: {exc}; its previous version, if any, is intact", file=sys.stderr)

@@ -12,8 +12,9 @@ import numpy as np
 import paddle
 import pytest
 
-from paddle_ddpg.checkpoint import (CHECKPOINT_NAME, SaveError, atomic_write, load_checkpoint, load_state_dict,
-                                    resolve_checkpoint, save_checkpoint, save_state_dict)
+from paddle_ddpg.checkpoint import (CHECKPOINT_NAME, load_checkpoint, load_state_dict, resolve_checkpoint,
+                                    save_checkpoint, save_state_dict)
+from paddle_ddpg.files import SaveError, atomic_write
 from paddle_ddpg.config import UsageError
 from paddle_ddpg.networks import Actor
 
@@ -81,19 +82,28 @@ def test_atomic_write_gives_ordinary_file_permissions(tmp_path: Path) -> None:
     assert oct(path.stat().st_mode & 0o777) == oct(plain.stat().st_mode & 0o777) == oct(0o644)
 
 
+def minimal_state(**changes: object) -> dict:
+    """The top level a checkpoint must have, with small values."""
+    state = {"config": {}, "state_dim": 3, "action_dim": 1, "agent": {}, "memory": {}, "rng": {}, "episode": 3,
+             "steps": 600, "epsilon": 0.5, "wall_seconds": 1.0, "last_eval": None, "last_eval_std": None,
+             "evals": [], "eval_seconds": 0.0, "loss_sums": {}, "log_dir_from_run_dir": "../../logs/r"}
+    return {**state, **changes}
+
+
 def test_checkpoint_round_trip(tmp_path: Path) -> None:
     path = tmp_path / CHECKPOINT_NAME
-    state = {"episode": 7, "weights": {"fc1.weight": np.arange(6, dtype=np.float32).reshape(2, 3)}}
+    state = minimal_state(episode=7, agent={"fc1.weight": np.arange(6, dtype=np.float32).reshape(2, 3)})
     save_checkpoint(path, state)
     loaded = load_checkpoint(path)
     assert loaded["episode"] == 7
-    np.testing.assert_array_equal(loaded["weights"]["fc1.weight"], state["weights"]["fc1.weight"])
+    np.testing.assert_array_equal(loaded["agent"]["fc1.weight"], state["agent"]["fc1.weight"])
+    assert loaded["agent"]["fc1.weight"].dtype == np.float32
 
 
 @pytest.fixture
 def good_checkpoint(tmp_path: Path) -> Path:
     path = tmp_path / CHECKPOINT_NAME
-    save_checkpoint(path, {"episode": 3, "blob": np.random.default_rng(0).standard_normal(5000)})
+    save_checkpoint(path, minimal_state(memory={"blob": np.random.default_rng(0).standard_normal(5000)}))
     return path
 
 
@@ -103,7 +113,7 @@ def test_load_truncated_checkpoint_raises_usage_error(good_checkpoint: Path, fra
     UnpicklingError/EOFError traceback."""
     data = good_checkpoint.read_bytes()
     good_checkpoint.write_bytes(data[:int(len(data) * fraction)])
-    with pytest.raises(UsageError, match="corrupt or truncated"):
+    with pytest.raises(UsageError, match="corrupt or truncated|not a paddle_ddpg checkpoint"):
         load_checkpoint(good_checkpoint)
 
 

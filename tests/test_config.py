@@ -78,7 +78,7 @@ NON_DEFAULTS: dict[str, tuple[list[str], Any]] = {
     "tau": (["--tau", "0.005"], 0.005),
     "batch_size": (["--batch-size", "64"], 64),
     "tanh_penalty": (["--tanh-penalty", "0.01"], 0.01),
-    "fused": (["--no-fused"], False),
+    "engine": (["--engine", "plain"], "plain"),
     "memory_size": (["--memory-size", "1000"], 1000),
     "learning_starts": (["--learning-starts", "100"], 100),
     "random_steps": (["--random-steps", "500"], 500),
@@ -257,10 +257,16 @@ def test_config_file_that_is_a_directory(tmp_path: Path) -> None:
         _resolve("--config", str(tmp_path))
 
 
-def test_boolean_setting_from_flags_and_file(tmp_path: Path) -> None:
-    """`--fused`/`--no-fused` on the command line, true/false in a file; anything else is refused."""
-    assert _resolve("--no-fused").fused is False
-    assert _resolve("--no-fused", "--fused").fused is True
-    assert _resolve("--config", _write(tmp_path / "off.json", {"fused": False})).fused is False
-    with pytest.raises(UsageError, match="fused must be true or false, got 'no'"):
+def test_engine_from_flags_and_file_and_version_01s_names(tmp_path: Path) -> None:
+    """`--engine fast|plain`; version 0.1's `--fused`/`--no-fused` and `"fused": true/false` in a file (its
+    runs' config.json) still work; anything else is refused."""
+    assert PRESETS["tutorial"].engine == "fast"
+    assert _resolve("--engine", "plain").engine == "plain"
+    assert _resolve("--no-fused").engine == "plain"
+    assert _resolve("--no-fused", "--fused").engine == "fast"
+    assert _resolve("--config", _write(tmp_path / "off.json", {"fused": False})).engine == "plain"
+    assert _resolve("--config", _write(tmp_path / "on.json", {"engine": "plain", "fused": True})).engine == "fast"
+    with pytest.raises(UsageError, match="engine must be one of fast, plain, got 'jit'"):
+        _resolve("--config", _write(tmp_path / "bad.json", {"engine": "jit"}))
+    with pytest.raises(UsageError, match="unknown key 'fused'"):
         _resolve("--config", _write(tmp_path / "bad.json", {"fused": "no"}))

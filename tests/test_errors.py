@@ -16,7 +16,8 @@ import pytest
 
 from conftest import TINY, TrainedRun, error_lines, record_file, run_cli, scalars, snapshot
 from paddle_ddpg import train as train_module
-from paddle_ddpg.checkpoint import SaveError, load_checkpoint
+from paddle_ddpg.checkpoint import load_checkpoint
+from paddle_ddpg.files import SaveError
 
 
 def _assert_usage_error(result: subprocess.CompletedProcess[str], *needles: str) -> str:

@@ -13,7 +13,8 @@ import pytest
 from conftest import TrainedRun, error_lines, last_json, run_cli
 from paddle_ddpg.config import UsageError
 from paddle_ddpg.env import make_env
-from paddle_ddpg.export import META_SUFFIX, PARAMS_SUFFIX, export_actor, exported_prefix, load_exported
+from paddle_ddpg.export import export_actor
+from paddle_ddpg.policy import META_SUFFIX, PARAMS_SUFFIX, exported_prefix, load_policy, read_meta
 from paddle_ddpg.networks import Actor
 
 EVAL_ARGS = ["--episodes", "3", "--seed", "7"]
@@ -41,7 +42,7 @@ def test_exported_model_acts_as_the_actor(tmp_path: Path, case: str) -> None:
     state_dim, action_dim = actor.fcs[0].weight.shape[0], actor.fcs[-1].weight.shape[1]
     files = export_actor(actor, tmp_path / "out" / "actor", env_id, 123)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in files)
-    exported, meta = load_exported(str(tmp_path / "out" / "actor"))
+    exported, meta = load_policy(tmp_path / "out" / "actor").network, read_meta(str(tmp_path / "out" / "actor"))
 
     states = np.random.default_rng(0).normal(0.0, 3.0, (256, state_dim)).astype(np.float32)
     with paddle.no_grad():
@@ -123,13 +124,13 @@ def _truncate(path: Path) -> None:
 
 # damage done to a copy of the export, extra evaluate arguments, text the one error line must contain
 DAMAGE = {
-    "truncated weights": (lambda p: _truncate(Path(str(p) + PARAMS_SUFFIX)), [], "corrupt"),
+    "truncated weights": (lambda p: _truncate(Path(str(p) + PARAMS_SUFFIX)), [], "corrupt or truncated"),
     "garbage program": (lambda p: Path(str(p) + ".json").write_text("not a program"), [], "corrupt"),
     "truncated program": (lambda p: _truncate(Path(str(p) + ".json")), [], "corrupt"),
     "missing weights": (lambda p: Path(str(p) + PARAMS_SUFFIX).unlink(), [], PARAMS_SUFFIX),
-    "missing program": (lambda p: Path(str(p) + ".json").unlink(), [], "not found"),
+    "missing program": (lambda p: Path(str(p) + ".json").unlink(), [], "incomplete"),
     "garbage meta": (lambda p: Path(str(p) + META_SUFFIX).write_text("{"), [], META_SUFFIX),
-    "missing meta": (lambda p: Path(str(p) + META_SUFFIX).unlink(), [], "--env"),
+    "missing meta": (lambda p: Path(str(p) + META_SUFFIX).unlink(), [], META_SUFFIX),
     "env of other sizes": (lambda p: None, ["--env", "MountainCarContinuous-v0"], "MountainCarContinuous-v0"),
 }
 
@@ -150,7 +151,7 @@ def test_damaged_export_is_one_usage_error_line(exported: tuple[Path, dict], tmp
 
 def test_missing_export_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="not found"):
-        load_exported(str(tmp_path / "nothing"))
+        load_policy(tmp_path / "nothing")
 
 
 def test_export_cli_usage_errors(base_run: TrainedRun, exported: tuple[Path, dict], tmp_path: Path) -> None:

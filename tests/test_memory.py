@@ -165,7 +165,7 @@ def test_impossible_sizes_are_refused(memory_size: int, message: str) -> None:
 def test_set_state_dict_refuses_another_memory_size() -> None:
     """Restoring a 10-slot memory into a 20-slot one would break the ring order; it must be refused."""
     saved = _filled(10, 12).state_dict()
-    with pytest.raises(ValueError, match="memory_size"):
+    with pytest.raises(UsageError, match="memory_size"):
         Memory(20, STATE_DIM, ACTION_DIM).set_state_dict(saved)
 
 

@@ -112,3 +112,19 @@ def test_committed_notebook_shows_the_current_package_source() -> None:
         assert printed == expected, f"stale output of {', '.join(calls)}: re-execute the notebook"
         shown += len(calls)
     assert shown >= 10
+
+
+ENGINE_WORDS = re.compile(r"_C_ops|paddle\.base|kernel|fused|Trace\b|matmul_grad|hardtanh|stanh|sgd_|merged_adam|"
+                          r"share_flat|get_tensor|_slice|_share_buffer_to|MergedAdam")
+
+
+def test_the_notebook_teaches_the_algorithm_not_the_engine() -> None:
+    """What a learner reads next to the tutorial, the markdown and every shown source, names no kernel, private
+    API or detail of the fast engine; one sentence names the engine and the test that holds it equal."""
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    shown = "".join(o.text for c in nb.cells if c.cell_type == "code" and re.search(r"^show\(", c.source, re.M)
+                    for o in c.outputs if o.output_type == "stream")
+    assert "def update(" in shown and "def soft_update(" in shown and "def critic_step(" in shown
+    assert not ENGINE_WORDS.findall(markdown + shown), ENGINE_WORDS.findall(markdown + shown)
+    assert markdown.count("paddle_ddpg.fast") == 1 and "tests/test_update_equivalence.py" in markdown

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from paddle_ddpg import evaluate
-from paddle_ddpg.evaluate import cpu_threads
+from paddle_ddpg import device
+from paddle_ddpg.device import cpu_threads
 
 
 def test_threads_asked_for_are_kept() -> None:
@@ -16,9 +16,9 @@ def test_threads_asked_for_are_kept() -> None:
 
 
 def test_small_batches_get_one_thread_large_ones_up_to_two(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(evaluate, "usable_cpus", lambda: 8)
+    monkeypatch.setattr(device, "usable_cpus", lambda: 8)
     assert (cpu_threads(0, 32), cpu_threads(0, 63), cpu_threads(0, 64), cpu_threads(0, 256)) == (1, 1, 2, 2)
-    monkeypatch.setattr(evaluate, "usable_cpus", lambda: 1)
+    monkeypatch.setattr(device, "usable_cpus", lambda: 1)
     assert cpu_threads(0, 256) == 1
 
 
@@ -26,7 +26,7 @@ def test_cores_are_counted_without_an_affinity_call(monkeypatch: pytest.MonkeyPa
     """macOS and Windows have no os.sched_getaffinity; the default must not crash there."""
     monkeypatch.delattr(os, "sched_getaffinity", raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 6)
-    assert evaluate.usable_cpus() == 6
+    assert device.usable_cpus() == 6
     assert cpu_threads(0, 256) == 2
     monkeypatch.setattr(os, "cpu_count", lambda: None)
     assert cpu_threads(0, 256) == 1

@@ -1,18 +1,25 @@
-"""The fused path: flat parameter buffers, explicit forward and backward kernels, and the merged Adam."""
+"""The fast engine (the only tests that touch Paddle's private API): explicit forward and backward kernels
+against autograd, flat parameter buffers, the merged Adam, recorded updates, and the fast agent against the
+plain one it must equal."""
 
 from __future__ import annotations
 
-import dataclasses
+import re
+from pathlib import Path
 
 import numpy as np
 import paddle
 import pytest
 
-from paddle_ddpg import fused
-from paddle_ddpg.agent import DDPG
+from paddle_ddpg import fast
+from paddle_ddpg.agent import DDPG, optimizer_state, set_optimizer_state
+from paddle_ddpg.fast import layers
+from paddle_ddpg.fast.engine import FastEngine, MergedAdam, share_flat
+from paddle_ddpg.fast.trace import Trace
 from paddle_ddpg.config import Config
 from paddle_ddpg.memory import Batch
 from paddle_ddpg.networks import TANH_MARGIN, Actor, Critic
+from paddle_ddpg.train import train
 
 LOW = np.array([-2.0, 0.0, -0.5], dtype=np.float32)
 HIGH = np.array([2.0, 1.0, 0.5], dtype=np.float32)
@@ -40,7 +47,7 @@ def _batch(rng: np.random.Generator, size: int = 16) -> Batch:
 def test_one_stanh_kernel_only_for_bounds_alike_and_centred(low: list[float], high: list[float],
                                                             expected: float | None) -> None:
     actor = Actor(STATE_DIM, len(low), low, high, (8,))
-    assert fused.actor_layers(actor).symmetric_scale == expected
+    assert layers.actor_layers(actor).symmetric_scale == expected
 
 
 @pytest.mark.parametrize("bounds", BOUNDS)
@@ -53,9 +60,9 @@ def test_explicit_forwards_equal_the_layers(hidden: tuple[int, ...], action_laye
     state = paddle.randn([16, STATE_DIM])
     with paddle.no_grad():
         action = actor(state)
-        ours, _ = fused.actor_forward(fused.actor_layers(actor), state)
+        ours, _ = layers.actor_forward(layers.actor_layers(actor), state)
         np.testing.assert_allclose(ours.numpy(), action.numpy(), rtol=1e-5, atol=1e-6)
-        ours, _ = fused.critic_forward(fused.critic_layers(critic), state, action)
+        ours, _ = layers.critic_forward(layers.critic_layers(critic), state, action)
         np.testing.assert_allclose(ours.numpy(), critic(state, action).numpy(), rtol=1e-5, atol=1e-6)
 
 
@@ -75,9 +82,9 @@ def test_explicit_gradients_equal_autograd(hidden: tuple[int, ...], action_layer
 
     expected = paddle.grad(paddle.nn.functional.mse_loss(critic(state, action), y), critic.parameters())
     with paddle.no_grad():
-        q, saved = fused.critic_forward(fused.critic_layers(critic), state, action)
-        _, d_q = fused.mse_and_grad(q, y)
-        got = fused.critic_backward(fused.critic_layers(critic), saved, d_q)
+        q, saved = layers.critic_forward(layers.critic_layers(critic), state, action)
+        _, d_q = layers.mse_and_grad(q, y)
+        got = layers.critic_backward(layers.critic_layers(critic), saved, d_q)
     _assert_all_equal(got, expected)
 
     z = actor.preactivation(state)
@@ -86,22 +93,26 @@ def test_explicit_gradients_equal_autograd(hidden: tuple[int, ...], action_layer
     expected = paddle.grad(-critic(state, actor(state)).mean() + tanh_penalty * excess.square().mean(),
                            actor.parameters())
     with paddle.no_grad():
-        mu, saved_actor = fused.actor_forward(fused.actor_layers(actor), state)
-        q, saved_critic = fused.critic_forward(fused.critic_layers(critic), state, mu)
-        _, d_q = fused.minus_mean_and_grad(q)
-        d_action = fused.critic_action_grad(fused.critic_layers(critic), saved_critic, d_q)
-        got = fused.actor_backward(fused.actor_layers(actor), saved_actor, d_action, tanh_penalty)
+        mu, saved_actor = layers.actor_forward(layers.actor_layers(actor), state)
+        q, saved_critic = layers.critic_forward(layers.critic_layers(critic), state, mu)
+        _, d_q = layers.minus_mean_and_grad(q)
+        d_action = layers.critic_action_grad(layers.critic_layers(critic), saved_critic, d_q)
+        got = layers.actor_backward(layers.actor_layers(actor), saved_actor, d_action, tanh_penalty)
     _assert_all_equal(got, expected)
 
 
-def _fused_and_autograd(config: Config) -> tuple[DDPG, DDPG]:
-    """Two agents with the same weights, one on each path."""
+def _fast_and_plain(config: Config) -> tuple[DDPG, DDPG]:
+    """Two agents with the same weights, the first on the fast engine."""
     paddle.seed(0)
     agent = DDPG(STATE_DIM, ACTION_DIM, LOW, HIGH, config, rng=np.random.default_rng(0))
-    plain = DDPG(STATE_DIM, ACTION_DIM, LOW, HIGH, dataclasses.replace(config, fused=False),
-                 rng=np.random.default_rng(0))
+    plain = DDPG(STATE_DIM, ACTION_DIM, LOW, HIGH, config, rng=np.random.default_rng(0))
     plain.set_state_dict(agent.state_dict())
+    assert fast.accelerate(agent) is None
     return agent, plain
+
+
+def _engine(agent: DDPG) -> FastEngine:
+    return agent.update.__self__
 
 
 def _learn_alike(agent: DDPG, plain: DDPG, batch: Batch) -> None:
@@ -128,7 +139,7 @@ def test_relu_gradient_kernel_matches_paddles_relu_grad_bit_for_bit() -> None:
     g = rng.standard_normal((16, 16)).astype(np.float32)
     g[0, :2] = [-1.0, 2.0]
     expected = paddle._C_ops.relu_grad(paddle.to_tensor(out), paddle.to_tensor(g)).numpy()
-    got = fused._relu_grad(paddle.to_tensor(out), paddle.to_tensor(g)).numpy()
+    got = layers._relu_grad(paddle.to_tensor(out), paddle.to_tensor(g)).numpy()
     np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
 
 
@@ -138,7 +149,7 @@ def test_parameters_are_views_of_the_flat_buffer_and_stay_so_after_loading() -> 
     params = layer.parameters()
     before = np.concatenate([p.numpy().reshape(-1) for p in params])
     names = [p.name for p in params]
-    buffer = fused.share_flat(params)
+    buffer = share_flat(params)
     np.testing.assert_array_equal(buffer.numpy(), before)  # values kept, in parameter order
     assert [p.name for p in layer.parameters()] == names and not any(p.stop_gradient for p in params)
 
@@ -149,45 +160,48 @@ def test_parameters_are_views_of_the_flat_buffer_and_stay_so_after_loading() -> 
     np.testing.assert_array_equal(buffer.numpy(), np.full(before.shape, 3.0, np.float32))
 
 
-def test_merged_adam_resumes_from_a_paddle_adam_state() -> None:
-    """Checkpoints written before the fused path held `paddle.optimizer.Adam` state under
-    paramI_moment1_0-style keys: loaded into MergedAdam, the next step equals paddle Adam's own."""
+@pytest.mark.parametrize("resumed", [False, True])
+def test_merged_adam_steps_a_paddle_adam_on_its_own_moments(resumed: bool) -> None:
+    """MergedAdam's steps equal `paddle.optimizer.Adam.step`'s, and they update that optimizer's own state,
+    also when it was loaded with `set_state_dict` before (a resumed run), so `state_dict` sees them."""
     paddle.seed(0)
     reference, ours = Actor(STATE_DIM, ACTION_DIM, LOW, HIGH, (8, 4)), Actor(STATE_DIM, ACTION_DIM, LOW, HIGH, (8, 4))
     ours.set_state_dict(reference.state_dict())
     adam = paddle.optimizer.Adam(parameters=reference.parameters(), learning_rate=0.01)
+    our_adam = paddle.optimizer.Adam(parameters=ours.parameters(), learning_rate=0.01)
     state = paddle.randn([16, STATE_DIM])
+    if resumed:
+        for _ in range(3):
+            reference(state).square().mean().backward()
+            adam.step()
+            adam.clear_grad()
+        ours.set_state_dict(reference.state_dict())
+        set_optimizer_state(our_adam, ours.parameters(), optimizer_state(adam, reference.parameters()))
+    merged = MergedAdam(our_adam, ours.parameters())
+    merged.bind()
     for _ in range(3):
         reference(state).square().mean().backward()
         adam.step()
         adam.clear_grad()
-    position = {p.name: f"param{i}" for i, p in enumerate(reference.parameters())}
-    saved = {}
-    for key, value in adam.state_dict().items():
-        name, sep, rest = key.partition("_moment") if "_moment" in key else key.partition("_beta")
-        if sep:
-            saved[position[name] + sep + rest] = value.numpy()
-
-    ours.set_state_dict(reference.state_dict())
-    params = ours.parameters()
-    merged_adam = fused.MergedAdam(params, 0.01)
-    merged_adam.set_state_dict(saved)
-    reference(state).square().mean().backward()
-    adam.step()
-    ours(state).square().mean().backward()
-    merged_adam.step([p.grad for p in params])
+        ours(state).square().mean().backward()
+        merged.step([p.grad for p in ours.parameters()])
+        ours.clear_gradients()
     for a, b in zip(ours.parameters(), reference.parameters()):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)
-    assert merged_adam.state_dict().keys() == saved.keys()
+    theirs = list(adam.state_dict().values())
+    mine = list(our_adam.state_dict().values())
+    assert len(mine) == len(theirs) == 4 * 6
+    for a, b in zip(mine, theirs):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-8)
 
 
 @pytest.mark.parametrize("tanh_penalty", [0.0, 0.1])
 @pytest.mark.parametrize("algo", ["ddpg", "td3"])
 @pytest.mark.parametrize(("hidden", "action_layer"), CRITICS)
-def test_fused_and_autograd_agents_train_alike(algo: str, hidden: tuple[int, ...], action_layer: int,
+def test_fast_and_plain_agents_train_alike(algo: str, hidden: tuple[int, ...], action_layer: int,
                                                tanh_penalty: float) -> None:
     """50 updates with 3-dimensional actions of uneven bounds: same losses, parameters and Adam moments."""
-    agent, plain = _fused_and_autograd(Config(actor_hidden=hidden, critic_hidden=hidden,
+    agent, plain = _fast_and_plain(Config(actor_hidden=hidden, critic_hidden=hidden,
                                               critic_action_layer=action_layer, lr_actor=1e-2, lr_critic=1e-2,
                                               tau=0.05, algo=algo, tanh_penalty=tanh_penalty))
     if tanh_penalty:
@@ -199,7 +213,7 @@ def test_fused_and_autograd_agents_train_alike(algo: str, hidden: tuple[int, ...
     for _ in range(50):
         _learn_alike(agent, plain, _batch(rng))
     a, b = agent.state_dict(), plain.state_dict()
-    for name in agent._network_names() + ["actor_optim", "critic_optim"]:
+    for name in [*agent.networks(), "actor_optim", "critic_optim"]:
         for key in a[name]:
             np.testing.assert_allclose(a[name][key], b[name][key], rtol=1e-4, atol=1e-5, err_msg=f"{name} {key}")
     state = rng.standard_normal(STATE_DIM).astype(np.float32)
@@ -210,15 +224,15 @@ def test_a_trace_replays_its_kernels_on_the_tensors_of_the_moment() -> None:
     """The recorded function reads its constant tensors as they are when it runs, makes new outputs each
     run, and computes what the kernels compute."""
     weight, state = paddle.randn([3, 4]), paddle.zeros([1])
-    place = paddle.framework._current_expected_place()
+    place = paddle.base.framework._current_expected_place()
 
     def update() -> tuple[paddle.Tensor, ...]:
-        hidden = fused.kernels.relu(fused.kernels.matmul(state, weight, False, False))
-        return hidden, fused.kernels.scale(hidden, 2.0, 1.0, True)
+        hidden = layers.kernels.relu(layers.kernels.matmul(state, weight, False, False))
+        return hidden, layers.kernels.scale(hidden, 2.0, 1.0, True)
 
     state.get_tensor().set(np.ones((2, 3), np.float32), place)
-    trace = fused.Trace(update)
-    assert trace.source.count(" = ") == 3 and fused.kernels is paddle._C_ops
+    trace = Trace(update)
+    assert trace.source.count(" = ") == 3 and layers.kernels is paddle._C_ops
     first = [t.numpy() for t in trace.outputs]
     for _ in range(2):
         x = np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32)
@@ -235,23 +249,77 @@ def test_a_trace_refuses_outputs_made_outside_kernels() -> None:
     """A tensor made by other means would come back unchanged from every run: refused when recorded."""
     x = paddle.ones([2, 2])
     with pytest.raises(ValueError, match="kernels made"):
-        fused.Trace(lambda: (fused.kernels.relu(x).detach(),))
-    assert fused.kernels is paddle._C_ops
+        Trace(lambda: (layers.kernels.relu(x).detach(),))
+    assert layers.kernels is paddle._C_ops
 
 
 def test_recorded_updates_follow_batch_size_tau_and_the_policy_delay() -> None:
-    """The fused agent keeps one recording per batch size, tau, gamma and actor step or not, and trains as the
-    autograd agent does when they change between calls."""
+    """The engine keeps one recording per batch size, actor step or not, target noise or not, gamma and tau,
+    and trains as the plain agent does when they change between calls."""
     config = Config(actor_hidden=(16, 8), critic_hidden=(16, 8), lr_actor=1e-2, lr_critic=1e-2, tau=0.05,
                     algo="td3", policy_delay=2)
-    agent, plain = _fused_and_autograd(config)
+    agent, plain = _fast_and_plain(config)
     rng = np.random.default_rng(0)
     kinds = [(16, 0.05), (8, 0.05), (16, 0.2), (16, 0.05)]  # (batch size, tau), the last a return
     for size, tau in kinds:
         agent.tau = plain.tau = tau
         for _ in range(4):
             _learn_alike(agent, plain, _batch(rng, size))
-    expected = {(size, actor_step, config.gamma, tau) for size, tau in kinds for actor_step in (False, True)}
-    assert set(agent._traces) == expected and len(agent._traces) == 6
-    np.testing.assert_allclose(agent._online.numpy(), plain._online.numpy(), rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(agent._target.numpy(), plain._target.numpy(), rtol=1e-4, atol=1e-5)
+    expected = {(size, actor_step, True, config.gamma, tau) for size, tau in kinds for actor_step in (False, True)}
+    assert set(_engine(agent).traces) == expected and len(expected) == 6
+    for name, net in plain.networks().items():
+        for ours, theirs in zip(agent.networks()[name].parameters(), net.parameters()):
+            np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_a_paddle_without_what_the_engine_needs_gets_the_plain_engine(monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture[str],
+                                                                     tmp_path: Path) -> None:
+    """The capability check, not a version number, decides: with a kernel gone the check says which, and a
+    run trains on the plain engine, saying so in one line."""
+    monkeypatch.delattr(paddle._C_ops, "merged_adam_")
+    fast.unavailable.cache_clear()
+    try:
+        reason = fast.unavailable()
+        assert reason is not None and "_C_ops.merged_adam_" in reason
+        agent = DDPG(STATE_DIM, ACTION_DIM, LOW, HIGH, Config(actor_hidden=(8,), critic_hidden=(8,)))
+        assert fast.accelerate(agent) == reason and agent.update.__func__ is DDPG.update
+        summary = train(Config(episodes=2, max_episode_steps=20, learning_starts=16, batch_size=8, eval_interval=0,
+                               eval_episodes=1, actor_hidden=(8,), critic_hidden=(8,), run_name="fallback",
+                               logdir=str(tmp_path / "logs"), model_dir=str(tmp_path / "model")))
+        assert summary["engine"] == "plain" and summary["learn_steps"] > 0
+        lines = [line for line in capsys.readouterr().err.splitlines() if "fast engine" in line]
+        assert len(lines) == 1 and "plain engine" in lines[0] and "merged_adam_" in lines[0]
+    finally:
+        monkeypatch.undo()
+        fast.unavailable.cache_clear()
+    assert fast.unavailable() is None
+
+
+def test_an_engine_that_computes_something_else_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A private kernel that still exists but changed what it computes (here: the soft update adds twice
+    tau) fails the check on the small problem."""
+    sgd = paddle._C_ops.sgd_
+    monkeypatch.setattr(paddle._C_ops, "sgd_", lambda p, lr, g, master, multi: sgd(p, lr * 2.0, g, master, multi))
+    fast.unavailable.cache_clear()
+    try:
+        reason = fast.unavailable()
+        assert reason is not None and "differs from the plain agent's" in reason
+    finally:
+        monkeypatch.undo()
+        fast.unavailable.cache_clear()
+
+
+PRIVATE = re.compile(r"_C_ops|paddle\.base\b|paddle\.framework\._|\.get_tensor\(|_share_buffer_to|_set_dims|"
+                     r"\._slice\(|_create_accumulators|\._accumulators\b|\._beta[12]\b|\._epsilon\b")
+
+
+def test_no_private_paddle_name_outside_the_engine() -> None:
+    root = Path(__file__).resolve().parent.parent
+    files = [p for p in (root / "paddle_ddpg").rglob("*.py") if "fast" not in p.relative_to(root).parts]
+    files += [p for p in (root / "tests").glob("*.py") if p.name != "test_fast.py"]
+    files += list((root / "benchmarks").glob("*.py"))
+    assert len(files) > 20
+    found = [f"{p.relative_to(root)}:{i}: {line.strip()}" for p in files
+             for i, line in enumerate(p.read_text().splitlines(), 1) if PRIVATE.search(line)]
+    assert not found, "\n".join(found)

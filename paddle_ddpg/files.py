@@ -1,0 +1,146 @@
+"""Writing a run's files so that no crash, kill, full disk or second process costs a user their work."""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from paddle_ddpg.config import UsageError
+
+try:
+    import fcntl
+except ImportError:  # Windows: runs are not locked there
+    fcntl = None  # type: ignore[assignment]
+
+LOCK_NAME = ".lock"
+_TEMP = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # what `temporary` names
+
+
+class SaveError(Exception):
+    """A file could not be written (a full disk, say); its previous version, if any, is intact."""
+
+
+def temporary(path: Path, directory: bool = False) -> Path:
+    """A new temporary file (or directory) beside `path`, named so that `remove_stale_temporaries` knows it."""
+    make = tempfile.mkdtemp if directory else tempfile.mkstemp
+    made = make(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if not directory:
+        os.close(made[0])  # type: ignore[index]
+        return Path(made[1])  # type: ignore[index]
+    return Path(made)  # type: ignore[arg-type]
+
+
+def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
+    """Write through `write(file)` into a temporary file beside `path`, fsync it, rename it over `path`,
+    and fsync the directory, so that a crash or kill at any point leaves the old file or the new one,
+    never half of one. A symlink at `path` is replaced, not followed. The system's errors become a
+    `SaveError` naming `path`."""
+    tmp = None
+    try:
+        tmp = temporary(path)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes files private; a checkpoint is an ordinary file
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        tmp = None
+        fsync_directory(path.parent)
+    except OSError as exc:
+        raise SaveError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make a rename in `directory` survive a power cut (POSIX; a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.EBADF):  # file systems that cannot sync a directory
+            raise
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temporaries(directory: Path) -> None:
+    """Delete what interrupted saves left in `directory`: only ever called by the process that holds the
+    directory's run (or writes its export), so no save of another process is in flight there."""
+    if not directory.is_dir():
+        return
+    for p in directory.iterdir():
+        if _TEMP.match(p.name) and not p.is_symlink():
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+
+
+class RunLock:
+    """An exclusive lock on a run directory, held for the run's life: a second process that would write the
+    same run is refused with one line naming the first. The operating system releases it on any exit, so a
+    lock left by a dead process is simply taken."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / LOCK_NAME
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        if fcntl is None:
+            return
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+            except OSError as exc:
+                raise UsageError(f"cannot lock run {self.path.parent}: {exc.strerror}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+                os.close(fd)
+                raise UsageError(f"run {self.path.parent} is in use by {holder}; wait for it to finish or stop "
+                                 "it first") from None
+            try:
+                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)  # the holder removed this file as it finished: lock the new one
+        os.ftruncate(fd, 0)
+        os.write(fd, f"process {os.getpid()} ({_command()})".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        """Remove the lock file, then let go: a process that opened it meanwhile sees it gone and retries."""
+        if self._fd is not None:
+            self.path.unlink(missing_ok=True)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _command() -> str:
+    try:
+        with open("/proc/self/cmdline", "rb") as f:
+            return f.read(300).replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return "python"

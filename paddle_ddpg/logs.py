@@ -1,0 +1,78 @@
+"""The run's VisualDL record, with every write checked.
+
+VisualDL writes from a background thread that swallows its errors: on a full disk it prints a warning and
+the run goes on with nothing logged. So after each flush the record file is read back from the last good
+point: it must hold exactly the records written since, whole (VisualDL frames each record as an 8-byte
+little-endian length and the bytes). If not, the file is cut back to that point, which leaves the earlier
+record as it was, and the run stops with a `SaveError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import struct
+from pathlib import Path
+
+from visualdl import LogWriter
+
+from paddle_ddpg.config import UsageError
+from paddle_ddpg.files import SaveError
+
+
+class RunLog:
+    """`add_scalar` as VisualDL's, and `commit` to check that what was added is on disk."""
+
+    def __init__(self, log_dir: Path) -> None:
+        """Append to the run's newest record file, if any: VisualDL's server shows only the newest file of a
+        run directory, so a resumed run that opened a second file would hide what was logged before."""
+        existing = sorted(log_dir.glob("vdlrecords.*.log"))
+        if existing and existing[-1].is_symlink():
+            raise UsageError(f"{existing[-1]} is a symbolic link; a run writes its log only into its own files")
+        with contextlib.redirect_stdout(io.StringIO()):  # VisualDL announces the append on stdout
+            self.writer = LogWriter(logdir=str(log_dir), file_name=existing[-1].name if existing else "")
+        self.path = Path(self.writer.file_name)
+        self.writer.flush()
+        self.good = self._size()  # the end of the last checked record
+        self.pending = 0  # records added since
+
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        self.writer.add_scalar(tag, value, step)
+        self.pending += 1
+
+    def commit(self) -> None:
+        """Flush, and check that the file holds the `pending` records after the last good point, whole."""
+        if not self.pending:
+            return
+        self.writer.flush()
+        size = self._size()
+        count, end = 0, self.good
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(end)
+                while end < size:
+                    (length,) = struct.unpack("<Q", f.read(8))
+                    end += 8 + length
+                    f.seek(end)
+                    count += 1
+        except (OSError, struct.error):
+            end = -1
+        if end != size or count != self.pending:
+            self._cut_back()
+            raise SaveError(f"cannot write the VisualDL record {self.path}: {self.pending} values were logged, "
+                            f"{count} reached the file (a full disk?); it is cut back to its last complete record")
+        self.good, self.pending = size, 0
+
+    def close(self) -> None:
+        self.writer.close()
+
+    def _size(self) -> int:
+        try:
+            return os.stat(self.path).st_size
+        except OSError:
+            return -1
+
+    def _cut_back(self) -> None:
+        with contextlib.suppress(OSError):
+            os.truncate(self.path, self.good)

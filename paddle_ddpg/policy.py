@@ -1,0 +1,208 @@
+"""A trained policy from any file a run or an export leaves: `paddle_ddpg.load_policy(path)`.
+
+A path may be a run directory, its full checkpoint, a tutorial-style actor snapshot (ours or the tutorial's
+own `ddpg-actor<N>.para`) or a `paddle_ddpg.export` program. Each is read without running code from the
+file (paddle_ddpg.checkpoint), and every way it can be missing, damaged or foreign is one UsageError line.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import paddle
+
+from paddle_ddpg import checkpoint
+from paddle_ddpg.config import Config, UsageError, error_summary, load_config_file
+from paddle_ddpg.env import make_env
+from paddle_ddpg.networks import Actor
+
+# An export: PREFIX.json (the program, Paddle's PIR format), PREFIX.pdiparams, PREFIX_meta.json. Not
+# PREFIX.meta.json: `paddle.jit.load` reads every PREFIX.<name>.json as the program of a method <name>.
+PROGRAM_SUFFIX = ".json"
+PARAMS_SUFFIX = ".pdiparams"
+META_SUFFIX = "_meta.json"
+EXPORT_SUFFIXES = (META_SUFFIX, PARAMS_SUFFIX, PROGRAM_SUFFIX)  # "_meta.json" before ".json"
+LEGACY_SUFFIXES = (".pdmodel", ".pdiparams.info")  # the pre-PIR format, whose loader unpickles the .info file
+EXPORT_FORMAT = "paddle_ddpg-export/1"
+META_LIMIT = 1 << 16  # bytes: a meta file is a few hundred
+
+
+@dataclass
+class Policy:
+    """A deterministic policy in env units: `predict(obs)` for one observation or a batch, numpy in and out."""
+
+    network: Callable[[paddle.Tensor], paddle.Tensor]  # an Actor, or an exported program
+    env_id: str | None
+    state_dim: int
+    action_dim: int
+    action_low: np.ndarray
+    action_high: np.ndarray
+    max_episode_steps: int = 0  # the run's step limit; 0: the env's own
+    config: Config | None = None  # the run's settings, where the file records them
+
+    def predict(self, obs: np.ndarray) -> np.ndarray:
+        """mu(obs) without noise: shape (action_dim,) for one observation, (n, action_dim) for n."""
+        obs = np.asarray(obs, dtype=np.float32)
+        if obs.shape[-1:] != (self.state_dim,) or obs.ndim > 2:
+            raise UsageError(f"predict takes observations of shape ({self.state_dim},) or (n, {self.state_dim}), "
+                             f"got {obs.shape}")
+        with paddle.no_grad():
+            action = self.network(paddle.to_tensor(obs.reshape(-1, self.state_dim))).numpy()
+        return action[0] if obs.ndim == 1 else action
+
+    __call__ = predict
+
+    def make_env(self, env_id: str | None = None, render_mode: str | None = None) -> gym.Env:
+        """The env the policy was trained on (or `env_id`), with the run's step limit, checked to fit."""
+        if env_id is None and self.env_id is None:
+            raise UsageError("the file carries no environment id; pass --env")
+        env_id = env_id or self.env_id
+        env = make_env(env_id, self.max_episode_steps if env_id == self.env_id else 0, render_mode=render_mode)
+        check_dims(env_id, self.env_id or env_id, self.state_dim, self.action_dim, env)
+        return env
+
+
+def check_dims(env_id: str, trained_on: str, state_dim: int, action_dim: int, env: gym.Env) -> None:
+    """Refuse an env whose sizes differ from the policy's with a sentence, not a shape error."""
+    have = (env.observation_space.shape[0], env.action_space.shape[0])
+    if have != (state_dim, action_dim):
+        env.close()
+        raise UsageError(f"the policy was trained on {trained_on} (observation {state_dim}, action {action_dim}); "
+                         f"{env_id} has observation {have[0]}, action {have[1]}")
+
+
+def load_policy(path: str | Path, env_id: str | None = None) -> Policy:
+    """The policy saved at `path`. The env id (or `env_id`, which overrides it) supplies the action bounds
+    of a snapshot, which does not record them."""
+    path = str(path)
+    prefix = exported_prefix(path)
+    if prefix is not None:
+        return _load_exported(prefix, env_id)
+    file = checkpoint.resolve_checkpoint(path)
+    if file.suffix != checkpoint.CHECKPOINT_SUFFIX:  # a state dict: ours (.pdparams) or the tutorial's (.para)
+        if re.search(r"-critic\d+\.pdparams$", file.name):
+            raise UsageError(f"{file} is a critic snapshot; load the run's actor (*-actor<N>.pdparams)")
+        weights = checkpoint.load_state_dict(file)
+        settings = file.parent / "config.json"
+        run_config = load_config_file(str(settings)) if settings.is_file() else {}
+        config = None
+    else:
+        saved = checkpoint.load_checkpoint(file)
+        settings, weights, run_config = file, saved["agent"]["actor"], saved["config"]
+        config = Config().updated(run_config, source=str(file)).validate()
+    # The two settings used here, checked: a config.json beside a snapshot may have been edited by hand.
+    run = Config().updated({k: v for k, v in run_config.items() if k in ("env", "max_episode_steps")},
+                           source=str(settings)).validate()
+    trained_on = run.env if "env" in run_config else None
+    shapes = _actor_shapes(file, weights)
+    state_dim, action_dim = shapes[0][0], shapes[-1][1]
+    if env_id is None and trained_on is None:
+        raise UsageError(f"{file} carries no environment id; pass --env")
+    env_id = env_id or trained_on
+    steps = run.max_episode_steps if env_id == trained_on else 0
+    env = make_env(env_id, steps)
+    check_dims(env_id, trained_on or env_id, state_dim, action_dim, env)
+    low, high = env.action_space.low.astype(np.float32), env.action_space.high.astype(np.float32)
+    env.close()
+    actor = Actor(state_dim, action_dim, low, high, hidden=[s[1] for s in shapes[:-1]])
+    actor.set_state_dict({k: np.asarray(v, np.float32) for k, v in weights.items()})
+    return Policy(actor, env_id, state_dim, action_dim, low, high, steps, config)
+
+
+def _actor_shapes(file: Path, weights: dict[str, Any]) -> list[tuple[int, int]]:
+    """The (in, out) size of each linear layer of the actor in `weights`, checked to be an actor's."""
+    names = {f"fc{i}.{kind}" for i in range(1, len(weights) // 2 + 1) for kind in ("weight", "bias")}
+    if len(weights) < 2 or set(weights) != names:
+        raise UsageError(f"{file} does not hold actor weights (fc1.weight, fc1.bias, ...), it holds "
+                         f"{sorted(weights)[:6]}")
+    shapes = [tuple(np.shape(weights[f"fc{i}.weight"])) for i in range(1, len(weights) // 2 + 1)]
+    biases = [tuple(np.shape(weights[f"fc{i}.bias"])) for i in range(1, len(weights) // 2 + 1)]
+    if (any(len(s) != 2 or min(s) < 1 for s in shapes) or any(prev[1] != nxt[0] for prev, nxt in zip(shapes, shapes[1:]))
+            or biases != [(s[1],) for s in shapes]):
+        # A critic's layer that takes the action does not chain; Paddle would load the rest and leave that
+        # layer random with only a warning.
+        raise UsageError(f"{file} does not hold actor weights (layer sizes {shapes} do not chain)")
+    return shapes  # type: ignore[return-value]
+
+
+def exported_prefix(path: str) -> str | None:
+    """The export prefix that `path` names (the prefix itself or one of its files), or None if it names
+    none, which leaves a run directory or a checkpoint to the checkpoint reader."""
+    for suffix in EXPORT_SUFFIXES + LEGACY_SUFFIXES:
+        if path.endswith(suffix):
+            return path[: -len(suffix)]
+    return path if not Path(path).exists() and any(Path(path + s).exists()
+                                                   for s in EXPORT_SUFFIXES + LEGACY_SUFFIXES) else None
+
+
+def _load_exported(prefix: str, env_id: str | None) -> Policy:
+    """An exported program and its meta data, checked before Paddle reads it, then run once on a zero
+    state, so that a damaged or mismatched export fails here with a sentence, not mid-episode."""
+    legacy = [prefix + s for s in LEGACY_SUFFIXES if Path(prefix + s).exists()]
+    if legacy:
+        raise UsageError(f"{legacy[0]} is Paddle's legacy program format, whose loader runs code from the "
+                         "files; re-export the checkpoint with this version (Paddle's PIR format)")
+    program, params = Path(prefix + PROGRAM_SUFFIX), Path(prefix + PARAMS_SUFFIX)
+    for file in (program, params):
+        if not file.is_file():
+            raise UsageError(f"exported model {prefix} is incomplete: no {file}")
+    meta = read_meta(prefix)
+    checkpoint.check_paddle_params(params)
+    try:
+        network = paddle.jit.load(prefix)
+    except Exception as exc:  # Paddle raises RuntimeError/ValueError with multi-line C++ messages
+        raise UsageError(f"exported model {prefix} is corrupt or truncated: {error_summary(exc)}") from None
+    policy = Policy(network, meta["env"], meta["state_dim"], meta["action_dim"],
+                    np.asarray(meta["action_low"], np.float32), np.asarray(meta["action_high"], np.float32),
+                    meta["max_episode_steps"])
+    try:
+        shape = policy.predict(np.zeros(policy.state_dim, dtype=np.float32)).shape
+    except Exception as exc:  # a program of other sizes, or damaged, in any of Paddle's exception types
+        raise UsageError(f"exported model {prefix} does not run on its recorded observation size "
+                         f"{policy.state_dim}: {error_summary(exc)}") from None
+    if shape != (policy.action_dim,):
+        raise UsageError(f"exported model {prefix} gives actions of shape {shape}, its meta file says "
+                         f"({policy.action_dim},)")
+    if env_id is not None and env_id != policy.env_id:
+        policy.make_env(env_id).close()  # checks the sizes
+        policy.env_id, policy.max_episode_steps = env_id, 0
+    return policy
+
+
+def read_meta(prefix: str) -> dict[str, Any]:
+    """An export's meta file, every field checked for its type."""
+    path = Path(prefix + META_SUFFIX)
+    if not path.is_file():
+        raise UsageError(f"exported model {prefix} is incomplete: no {path}")
+    try:
+        with open(path, "rb") as f:
+            text = f.read(META_LIMIT + 1)
+        meta = json.loads(text) if len(text) <= META_LIMIT else None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise UsageError(f"{path} is unreadable or not valid JSON") from None
+    if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:
+        raise UsageError(f"{path} is not a paddle_ddpg export meta file")
+
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    checks = {"env": lambda v: v is None or isinstance(v, str),
+              "max_episode_steps": lambda v: is_int(v) and v >= 0,
+              "state_dim": lambda v: is_int(v) and 0 < v <= checkpoint.MAX_WIDTH,
+              "action_dim": lambda v: is_int(v) and 0 < v <= checkpoint.MAX_WIDTH}
+    for key, ok in checks.items():
+        if key not in meta or not ok(meta[key]):
+            raise UsageError(f"{path}: {key} is missing or of the wrong type ({meta.get(key)!r})")
+    for key in ("action_low", "action_high"):
+        value = meta.get(key)
+        if (not isinstance(value, list) or len(value) != meta["action_dim"]
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in value)):
+            raise UsageError(f"{path}: {key} must be a list of {meta['action_dim']} finite numbers")
+    return meta
