@@ -242,6 +242,8 @@ def load_weights(net: nn.Layer, weights: dict[str, np.ndarray], name: str) -> No
     got = {k: tuple(np.shape(v)) for k, v in weights.items()}
     if got != expected:
         raise UsageError(f"{name} weights do not fit this network: expected {expected}, got {got}")
+    if not all(np.asarray(v).dtype.kind == "f" for v in weights.values()):
+        raise UsageError(f"{name} weights must be floating-point arrays")
     net.set_state_dict({k: np.asarray(v, dtype=np.float32) for k, v in weights.items()})
 
 

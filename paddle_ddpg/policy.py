@@ -95,7 +95,10 @@ def load_policy(path: str | Path, env_id: str | None = None) -> Policy:
         config = None
     else:
         saved = checkpoint.load_checkpoint(file)
-        settings, weights, run_config = file, saved["agent"]["actor"], saved["config"]
+        weights = saved["agent"].get("actor")
+        if not isinstance(weights, dict) or not all(isinstance(v, np.ndarray) for v in weights.values()):
+            raise UsageError(f"checkpoint {file} is damaged: it holds no actor weights")
+        settings, run_config = file, saved["config"]
         config = Config().updated(run_config, source=str(file)).validate()
     # The two settings used here, checked: a config.json beside a snapshot may have been edited by hand.
     run = Config().updated({k: v for k, v in run_config.items() if k in ("env", "max_episode_steps")},

@@ -70,6 +70,18 @@ def error_lines(stderr: str) -> list[str]:
     return out
 
 
+def assert_usage_error(result: subprocess.CompletedProcess[str], *needles: str, status: int = 2) -> str:
+    """Exit `status` (2: a usage error), no traceback, exactly one (non-warning) stderr line that contains every
+    needle; returns that line."""
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = error_lines(result.stderr)
+    assert result.returncode == status, (result.returncode, result.stderr)
+    assert len(lines) == 1, lines
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
 def snapshot(root: Path) -> dict[str, str]:
     """Every file and directory under `root`: files map to their sha256, directories to '<dir>'."""
     out = {}

@@ -14,21 +14,10 @@ import numpy as np
 import paddle
 import pytest
 
-from conftest import TINY, TrainedRun, error_lines, record_file, run_cli, scalars, snapshot
+from conftest import TINY, TrainedRun, assert_usage_error, error_lines, record_file, run_cli, scalars, snapshot
 from paddle_ddpg import train as train_module
 from paddle_ddpg.checkpoint import load_checkpoint
 from paddle_ddpg.files import SaveError
-
-
-def _assert_usage_error(result: subprocess.CompletedProcess[str], *needles: str) -> str:
-    """Exit 2, no traceback, exactly one (non-warning) stderr line that contains every needle."""
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = error_lines(result.stderr)
-    assert result.returncode == 2, (result.returncode, result.stderr)
-    assert len(lines) == 1, lines
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
 
 
 def _write_bad_config(root: Path, kind: str) -> str:
@@ -92,7 +81,7 @@ def test_train_usage_errors(base_copy: TrainedRun, case: str) -> None:
     before = snapshot(root)
     run_name = [] if "--run-name" in args or "--resume" in args else ["--run-name", "new"]
     result = run_cli("train", *TINY, *run_name, *args, cwd=root)
-    _assert_usage_error(result, *needles)
+    assert_usage_error(result, *needles)
     after = snapshot(root)
     assert {k: after.get(k) for k in before} == before, "pre-existing files changed"
     assert sorted(set(after) - set(before)) == [], "a rejected command created files or directories"
@@ -116,7 +105,7 @@ def test_resume_from_a_bad_checkpoint(base_copy: TrainedRun, make: Callable[[Tra
     path = make(base_copy)
     before = snapshot(base_copy.root)
     result = run_cli("train", "--resume", path, cwd=base_copy.root)
-    _assert_usage_error(result, needle)
+    assert_usage_error(result, needle)
     assert snapshot(base_copy.root) == before
 
 
@@ -125,18 +114,18 @@ def test_evaluate_a_bad_checkpoint(base_copy: TrainedRun, make: Callable[[Traine
     path = make(base_copy)
     before = snapshot(base_copy.root)
     result = run_cli("evaluate", "--checkpoint", path, "--episodes", "1", cwd=base_copy.root)
-    _assert_usage_error(result, needle)
+    assert_usage_error(result, needle)
     assert snapshot(base_copy.root) == before
 
 
 def test_evaluate_missing_checkpoint(tmp_path: Path) -> None:
     result = run_cli("evaluate", "--checkpoint", "model/nothing", cwd=tmp_path)
-    _assert_usage_error(result, "model/nothing")
+    assert_usage_error(result, "model/nothing")
 
 
 def test_evaluate_zero_episodes(base_copy: TrainedRun) -> None:
     result = run_cli("evaluate", "--checkpoint", "model/base", "--episodes", "0", cwd=base_copy.root)
-    _assert_usage_error(result, "episodes")
+    assert_usage_error(result, "episodes")
 
 
 def test_evaluate_on_an_env_of_other_sizes(base_copy: TrainedRun) -> None:
@@ -145,7 +134,7 @@ def test_evaluate_on_an_env_of_other_sizes(base_copy: TrainedRun) -> None:
     before = snapshot(base_copy.root)
     result = run_cli("evaluate", "--checkpoint", "model/base", "--env", "MountainCarContinuous-v0",
                      "--episodes", "1", cwd=base_copy.root)
-    _assert_usage_error(result, "Pendulum-v1", "MountainCarContinuous-v0")
+    assert_usage_error(result, "Pendulum-v1", "MountainCarContinuous-v0")
     assert snapshot(base_copy.root) == before
 
 
@@ -154,16 +143,16 @@ def test_evaluate_a_critic_file_as_an_actor(base_copy: TrainedRun) -> None:
     refused, not run with fc2 silently left at random initial weights; renamed, its sizes give it away."""
     result = run_cli("evaluate", "--checkpoint", "model/base/ddpg-critic2.pdparams", "--episodes", "1",
                      cwd=base_copy.root)
-    _assert_usage_error(result, "critic snapshot")
+    assert_usage_error(result, "critic snapshot")
     (base_copy.run_dir / "ddpg-critic2.pdparams").rename(base_copy.run_dir / "renamed.pdparams")
     result = run_cli("evaluate", "--checkpoint", "model/base/renamed.pdparams", "--episodes", "1",
                      cwd=base_copy.root)
-    _assert_usage_error(result, "actor weights")
+    assert_usage_error(result, "actor weights")
 
 
 def test_evaluate_a_negative_seed(base_copy: TrainedRun) -> None:
     result = run_cli("evaluate", "--checkpoint", "model/base", "--seed=-1", cwd=base_copy.root)
-    _assert_usage_error(result, "seed")
+    assert_usage_error(result, "seed")
 
 
 @pytest.mark.parametrize("settings, needle", [('{"env": 5}', "env"), ('{"max_episode_steps": "x"}',
@@ -173,14 +162,14 @@ def test_evaluate_a_snapshot_beside_damaged_settings(base_copy: TrainedRun, sett
     (base_copy.run_dir / "config.json").write_text(settings)
     result = run_cli("evaluate", "--checkpoint", "model/base/ddpg-actor2.pdparams", "--episodes", "1",
                      cwd=base_copy.root)
-    _assert_usage_error(result, needle, "config.json")
+    assert_usage_error(result, needle, "config.json")
 
 
 def test_export_to_a_directory_name(base_copy: TrainedRun) -> None:
     before = snapshot(base_copy.root)
     for output in ("exported/", ""):
         result = run_cli("export", "--checkpoint", "model/base", "--output", output, cwd=base_copy.root)
-        _assert_usage_error(result, "prefix")
+        assert_usage_error(result, "prefix")
     assert snapshot(base_copy.root) == before
 
 
@@ -190,7 +179,7 @@ def test_env_whose_package_is_missing(tmp_path: Path) -> None:
     if importlib.util.find_spec("jax") is not None:
         pytest.skip("jax is installed here")
     result = run_cli("train", *TINY, "--env", "phys2d/Pendulum-v0", cwd=tmp_path)
-    _assert_usage_error(result, "phys2d/Pendulum-v0", "jax")
+    assert_usage_error(result, "phys2d/Pendulum-v0", "jax")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -200,7 +189,7 @@ def test_a_run_without_a_checkpoint_is_not_offered_for_resuming(tmp_path: Path) 
     (tmp_path / "model" / "early").mkdir(parents=True)
     (tmp_path / "model" / "early" / "config.json").write_text("{}")
     result = run_cli("train", *TINY, "--run-name", "early", cwd=tmp_path)
-    line = _assert_usage_error(result, "early", "--overwrite")
+    line = assert_usage_error(result, "early", "--overwrite")
     assert "--resume" not in line, line
 
 
@@ -208,14 +197,14 @@ def test_resume_on_another_env_is_refused(base_copy: TrainedRun) -> None:
     before = snapshot(base_copy.root)
     result = run_cli("train", "--resume", "model/base/checkpoint.pdckpt", "--env", "MountainCarContinuous-v0",
                      cwd=base_copy.root)
-    _assert_usage_error(result, "env")
+    assert_usage_error(result, "env")
     assert snapshot(base_copy.root) == before
 
 
 def test_resume_with_other_network_sizes_is_refused(base_copy: TrainedRun) -> None:
     before = snapshot(base_copy.root)
     result = run_cli("train", "--resume", "model/base", "--actor-hidden", "64", "64", cwd=base_copy.root)
-    _assert_usage_error(result, "actor_hidden")
+    assert_usage_error(result, "actor_hidden")
     assert snapshot(base_copy.root) == before
 
 
@@ -239,7 +228,7 @@ def test_model_dir_without_write_permission(base_copy: TrainedRun) -> None:
             pytest.skip("running as root: a 0o500 directory is still writable (see the next test)")
         before = snapshot(base_copy.root)
         result = run_cli("train", *TINY, "--run-name", "new", "--model-dir", "locked", cwd=base_copy.root)
-        _assert_usage_error(result, "cannot write")
+        assert_usage_error(result, "cannot write")
         assert snapshot(base_copy.root) == before
     finally:
         locked.chmod(0o700)
@@ -251,7 +240,7 @@ def test_model_dir_under_a_regular_file(base_copy: TrainedRun) -> None:
     blocker.write_text("a file, not a directory")
     before = snapshot(base_copy.root)
     result = run_cli("train", *TINY, "--run-name", "new", "--model-dir", "blocker/models", cwd=base_copy.root)
-    _assert_usage_error(result, "cannot write", "blocker")
+    assert_usage_error(result, "cannot write", "blocker")
     assert {k: v for k, v in snapshot(base_copy.root).items() if k in before} == before
 
 
@@ -260,7 +249,7 @@ def test_existing_run_is_kept_and_overwrite_replaces_it(base_copy: TrainedRun) -
     run's snapshots, checkpoint and VisualDL record are replaced by the new run's."""
     before = snapshot(base_copy.root)
     refused = run_cli("train", *TINY, "--run-name", "base", "--episodes", "2", cwd=base_copy.root)
-    _assert_usage_error(refused, "already exists")
+    assert_usage_error(refused, "already exists")
     assert snapshot(base_copy.root) == before
 
     result = run_cli("train", *TINY, "--run-name", "base", "--episodes", "2", "--overwrite", cwd=base_copy.root)
@@ -278,7 +267,7 @@ def test_overwrite_with_a_bad_env_keeps_the_old_run(base_copy: TrainedRun) -> No
     before = snapshot(base_copy.root)
     result = run_cli("train", *TINY, "--run-name", "base", "--overwrite", "--env", "Pendulum-v0",
                      cwd=base_copy.root)
-    _assert_usage_error(result, "Pendulum-v1")
+    assert_usage_error(result, "Pendulum-v1")
     after = snapshot(base_copy.root)
     assert sorted(set(before) - set(after)) == [], "files of the old run were deleted"
     assert after == before
