@@ -1,7 +1,9 @@
 """Learning curves over seeds: noise-free evaluation return against env steps, paddle_ddpg and optionally SB3.
 
-Each seed trains with `paddle_ddpg.train.train` (one run after another) and keeps the run's evaluations
-(every --eval-interval episodes, plus one at the end); the final policy is then evaluated again on
+The seeds train as the trials of one local sweep (`paddle_ddpg.sweep`: Ray Tune runs as many at a time as
+there are CPU cores, one thread each unless --set threads=N), each an ordinary `paddle_ddpg.train.train` run
+that keeps its evaluations (every --eval-interval episodes, plus one at the end); each final policy is then
+evaluated again on
 --final-episodes episodes (default 100), whose first starts are the curve's: ten Pendulum episodes put the
 mean within about +-25 of the policy's true mean return, a hundred within about +-8. With --sb3,
 Stable-Baselines3's DDPG or TD3 trains on the same budget with the preset's hyperparameters and is
@@ -21,7 +23,6 @@ import paddle_ddpg  # noqa: F401  (first, so its CPU settings apply before paddl
 import argparse
 import dataclasses
 import json
-import math
 import platform
 import shlex
 import sys
@@ -37,16 +38,17 @@ import numpy as np
 import paddle
 
 from paddle_ddpg.config import PRESETS, Config, Parser, UsageError
+from paddle_ddpg.device import cpu_threads, usable_cpus
 from paddle_ddpg.env import EVAL_STREAM, episode_seed, make_env
-from paddle_ddpg.evaluate import cpu_threads, evaluate, load_actor
-from paddle_ddpg.train import train
+from paddle_ddpg.evaluate import evaluate
+from paddle_ddpg.policy import load_policy
+from paddle_ddpg.sweep import CONFIDENCE, Sweep, mean_band, run_sweep
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-CONFIDENCE = 0.95
-RUNTIME = ("threads", "device", "fused", "loss_log_interval")  # they change a run's speed, not its numbers
+RUNTIME = ("threads", "device", "engine", "loss_log_interval")  # they change a run's speed, not its numbers
 SB3_UNUSED = ("critic_action_layer", "random_steps", "explore", "epsilon_min")  # settings SB3 runs do not take
 
 
@@ -62,17 +64,27 @@ class Run:
     final_mean: float  # the final policy over --final-episodes episodes
 
 
-def run_paddle(config: Config, preset: str, seed: int, final_episodes: int) -> Run:
-    """Train one seed; checkpoints and logs go to a temporary directory, only the curve is kept."""
+def run_paddle(config: Config, preset: str, seeds: list[int], final_episodes: int) -> list[Run]:
+    """Train the seeds as one local sweep, then evaluate each final policy on `final_episodes` episodes;
+    checkpoints, logs and Tune's records go to a temporary directory, only the curves are kept. A seed that
+    did not finish (a crash, Ctrl-C) is left out."""
     with tempfile.TemporaryDirectory() as tmp:
-        run_config = dataclasses.replace(config, seed=seed, logdir=tmp, model_dir=tmp, run_name=f"s{seed}")
-        summary = train(run_config, preset=preset)
-        actor, env = load_actor(summary["checkpoint"])
-        final = float(evaluate(actor, env, final_episodes, seed).mean())
-        env.close()
-    evals = summary["evals"]
-    return Run(seed, [e["steps"] for e in evals], [e["mean"] for e in evals], summary["wall_seconds"],
-               evals[-1]["train_seconds"], final)
+        base = dataclasses.replace(config, logdir=f"{tmp}/logs/curves", model_dir=f"{tmp}/model/curves")
+        rows = run_sweep(Sweep(name="curves", preset=preset, base=base.to_dict(), seeds=seeds),
+                         Path(tmp) / "tune" / "curves")
+        runs = []
+        for row in rows:
+            if row["status"] != "DONE":
+                print(f"paddle_ddpg seed {row['seed']}: {row['status']} {row['error'] or ''}", flush=True)
+                continue
+            policy = load_policy(row["checkpoint"])
+            env = policy.make_env()
+            final = float(evaluate(policy, env, final_episodes, row["seed"]).mean())
+            env.close()
+            evals = row["evals"]
+            runs.append(Run(row["seed"], [e["steps"] for e in evals], [e["mean"] for e in evals],
+                            row["wall_seconds"], evals[-1]["train_seconds"], final))
+    return runs
 
 
 def sb3_settings(config: Config) -> tuple[dict[str, Any], list[str]]:
@@ -156,36 +168,9 @@ def sb3_eval_mean(model: Any, env: gym.Env, episodes: int, seed: int) -> float:
     return float(np.mean(returns))
 
 
-def t_quantile(p: float, df: int) -> float:
-    """Student-t quantile by bisection on its CDF, integrated numerically (numpy only; no scipy here)."""
-    log_norm = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
-
-    def cdf(x: float) -> float:
-        t = np.linspace(0.0, x, 20001)
-        return 0.5 + float(np.trapezoid(np.exp(log_norm - (df + 1) / 2 * np.log1p(t * t / df)), t))
-
-    low, high = 0.0, 1000.0
-    for _ in range(50):
-        mid = (low + high) / 2
-        low, high = (mid, high) if cdf(mid) < p else (low, mid)
-    return (low + high) / 2
-
-
 def band(runs: list[Run]) -> dict[str, list[float]]:
-    """Mean over seeds and its 95% t-interval, mean +- t * s / sqrt(n), at every evaluation step.
-
-    Seeds whose episodes differ in length evaluate at different steps; their curves are interpolated
-    linearly onto all those steps within the range every seed covers. A t-interval rather than a bootstrap:
-    with 3 to 10 seeds a percentile bootstrap is too narrow.
-    """
-    first, last = max(r.steps[0] for r in runs), min(r.steps[-1] for r in runs)
-    steps = sorted({s for r in runs for s in r.steps if first <= s <= last})
-    values = np.array([np.interp(steps, r.steps, r.means) for r in runs])
-    mean = values.mean(axis=0)
-    n = len(runs)
-    half = (t_quantile((1 + CONFIDENCE) / 2, n - 1) * values.std(axis=0, ddof=1) / math.sqrt(n) if n > 1
-            else np.full_like(mean, np.nan))
-    return {"steps": steps, "mean": mean.tolist(), "low": (mean - half).tolist(), "high": (mean + half).tolist()}
+    """Mean over seeds and its 95% t-interval at every evaluation step (the sweep's `mean_band`)."""
+    return mean_band([(r.steps, r.means) for r in runs])
 
 
 def plot(curves: dict[str, list[Run]], title: str, path: Path) -> None:
@@ -300,18 +285,26 @@ def main(argv: list[str] | None = None) -> int:
     name = args.name or f"{args.preset}_{config.algo}_{config.total_steps}"
     title = f"{config.env}, {config.algo.upper()} (preset {args.preset}), {config.total_steps} steps"
     command = shlex.join(["python", "benchmarks/learning_curves.py", *(sys.argv[1:] if argv is None else argv)])
-    notes = sb3[1] if sb3 is not None else []
+    # One thread per seed unless --set threads=N; SB3 gets as many, so that the wall times compare like with like.
+    config = config if config.threads else dataclasses.replace(config, threads=1)
+    notes = [*sb3[1], f"paddle_ddpg's seeds trained as parallel trials of a Ray Tune sweep, {usable_cpus()} at a "
+                      f"time with {config.threads} thread(s) each; SB3's one after another with as many threads"
+             ] if sb3 is not None else []
     kept = finished_runs(args, config, name) if args.resume else {}
     if kept:
         listed = "; ".join(f"{label} seeds {', '.join(str(seed) for seed in sorted(kept) if label in kept[seed])}"
                            for label in ("paddle_ddpg", "sb3") if any(label in runs for runs in kept.values()))
         print(f"kept from {name}.json: {listed}", flush=True)
         notes = notes + [f"kept from an earlier run with the same settings (--resume): {listed}"]
+    todo = [seed for seed in args.seeds if "paddle_ddpg" not in kept.get(seed, {})]
+    trained = {r.seed: r for r in run_paddle(config, args.preset, todo, args.final_episodes)} if todo else {}
     curves: dict[str, list[Run]] = {"paddle_ddpg": []}
     written: list[str] = []
     for seed in args.seeds:
         done = kept.get(seed, {})
-        run = done.get("paddle_ddpg") or run_paddle(config, args.preset, seed, args.final_episodes)
+        run = done.get("paddle_ddpg") or trained.get(seed)
+        if run is None:  # it did not finish; run_paddle said why
+            continue
         curves["paddle_ddpg"].append(run)
         print(f"paddle_ddpg seed {seed}: final {run.final_mean:.1f} ({args.final_episodes} episodes; last curve point "
               f"{run.means[-1]:.1f}) after {run.steps[-1]} steps, {run.wall_seconds:.0f} s", flush=True)
@@ -323,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         # After every seed, so that a long run stopped part way keeps the seeds it finished.
         written = write_results(args, config, curves, name, title, command, notes)
     print(json.dumps({"written": written}))
-    return 0
+    return 0 if len(curves["paddle_ddpg"]) == len(args.seeds) else 1
 
 
 def finished_runs(args: argparse.Namespace, config: Config, name: str) -> dict[int, dict[str, Run]]:

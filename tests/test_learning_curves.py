@@ -43,7 +43,7 @@ def _kept(tmp_path: Path, config: Config, *flags: str) -> dict[int, list[str]]:
 
 @pytest.mark.parametrize(("change", "kept"), [
     ({}, ["paddle_ddpg", "sb3"]),
-    ({"threads": 2, "fused": False}, ["paddle_ddpg", "sb3"]),  # speed only
+    ({"threads": 2, "engine": "plain"}, ["paddle_ddpg", "sb3"]),  # speed only
     ({"critic_action_layer": 1}, ["sb3"]),  # paddle_ddpg's own setting: SB3's runs still hold
     ({"batch_size": 256}, []),  # both implementations train on it
 ])
