@@ -6,8 +6,9 @@ import warnings
 from paddle_ddpg.device import use_mkl_avx2_on_amd
 
 use_mkl_avx2_on_amd()
-# Paddle's C++ side logs informational lines (e.g. when running an exported program) on stderr.
-os.environ.setdefault("GLOG_minloglevel", "1")
+# Paddle's C++ side logs informational lines and warnings on stderr (running an exported program, tracing one
+# for export), which would bury the one-line errors the CLIs promise; its errors still show.
+os.environ.setdefault("GLOG_minloglevel", "2")
 # Paddle warns about a C++ extension cache on every import; nothing here builds extensions, and the noise
 # would bury the one-line errors the CLIs promise.
 warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)

@@ -183,7 +183,9 @@ def _read_npy(archive: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo], nam
         if version not in read_header:
             raise ValueError(f"npy version {version}")
         shape, fortran, dtype = read_header[version](member)
-        if dtype.hasobject or dtype.kind not in _ARRAY_KINDS:
+        if dtype.hasobject:
+            raise UsageError(f"checkpoint {path}: {name} holds an array of Python objects; only numbers are accepted")
+        if dtype.kind not in _ARRAY_KINDS:
             raise UsageError(f"checkpoint {path}: {name} holds {dtype} values; only numbers are accepted")
         nbytes = math.prod(shape) * dtype.itemsize
         if nbytes != members[name].file_size - member.tell():
@@ -222,6 +224,7 @@ class _AllowListUnpickler(pickle.Unpickler):
         ("numpy", "ndarray"), ("numpy", "dtype"),
         ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
         ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),  # protocol 5's arrays
         ("collections", "OrderedDict"),
         ("builtins", "tuple"),  # Paddle 2.x pickled each tensor as tuple((name, array))
         ("_codecs", "encode"),  # pickle protocol 2 writes the bytes of an array through it

@@ -357,7 +357,7 @@ def train(config: Config, preset: str = "tutorial", resume: dict[str, Any] | Non
     run_dir, log_dir = rundir.run_paths(config, resume)
     # Checks the env and the checkpoint before anything is written.
     trainer = Trainer(config, run_dir, log_dir, resume=resume, on_eval=on_eval)
-    lock, trainer.log_dir = rundir.claim(run_dir, log_dir, resume, overwrite)
+    lock, trainer.log_dir = rundir.claim(run_dir, log_dir, resume is not None, overwrite)
     try:
         atomic_write(run_dir / "config.json", lambda f: f.write(json.dumps(config.to_dict(), indent=2).encode()))
         return trainer.run(stop or StopRequest())

@@ -317,7 +317,8 @@ PRIVATE = re.compile(r"_C_ops|paddle\.base\b|paddle\.framework\._|\.get_tensor\(
 def test_no_private_paddle_name_outside_the_engine() -> None:
     root = Path(__file__).resolve().parent.parent
     files = [p for p in (root / "paddle_ddpg").rglob("*.py") if "fast" not in p.relative_to(root).parts]
-    files += [p for p in (root / "tests").glob("*.py") if p.name != "test_fast.py"]
+    # test_notebook.py names them too, in the pattern that keeps them out of what the notebook shows.
+    files += [p for p in (root / "tests").glob("*.py") if p.name not in ("test_fast.py", "test_notebook.py")]
     files += list((root / "benchmarks").glob("*.py"))
     assert len(files) > 20
     found = [f"{p.relative_to(root)}:{i}: {line.strip()}" for p in files
