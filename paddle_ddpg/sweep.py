@@ -337,7 +337,7 @@ class Progress(tune.Callback):
                                      f"(eval {last.get(METRIC, math.nan):.1f})")
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        self.line(trials, trial, f"ERROR (its traceback: {trial.error_file})")
+        self.line(trials, trial, f"ERROR (traceback in {trial.path}/error.txt)")
 
 
 def build_tuner(sweep: Sweep, sweep_dir: Path, restore: bool) -> tune.Tuner:
@@ -388,7 +388,7 @@ def collect(sweep: Sweep, sweep_dir: Path) -> list[dict[str, Any]]:
     analysis = tune.ExperimentAnalysis(str(sweep_dir))
     namer = TrialNamer(sweep)
     rows = []
-    for trial in sorted(analysis.trials, key=lambda t: t.trial_id):
+    for trial in analysis.trials:  # in the order Tune created them
         frame = analysis.trial_dataframes.get(trial.trial_id)
         history = [] if frame is None or frame.empty else frame.to_dict("records")
         # A trial that --resume restarted appends its new run to the rows of the one cut short (Tune's JSON
