@@ -3,8 +3,10 @@
 Two measurements, each over several seeds, all in one invocation so every figure comes from one machine
 state; medians and ratios are reported:
 
-  throughput  the tutorial preset's 200 episodes: paddle_ddpg against the straightforward port of the
-              tutorial's program (benchmarks/tutorial_port.py), env steps per second of training.
+  throughput  the tutorial preset's 200 episodes: paddle_ddpg (on each engine of --engine) against the
+              straightforward port of the tutorial's program (benchmarks/tutorial_port.py), env steps per
+              second of training, and each process's whole wall time (start-up, imports and final
+              evaluation included: what a user waits for).
   threshold   time to a noise-free evaluation mean of -200 or better, and the evaluation at 20000 steps:
               paddle_ddpg's `fast` preset against Stable-Baselines3 DDPG with the rl-baselines3-zoo
               Pendulum settings (400-300 nets, batch 256, gamma 0.98, 10k random steps, noise 0.1, 20k steps).
@@ -14,6 +16,7 @@ state; medians and ratios are reported:
 
     python benchmarks/bench_train.py --seeds 0 1 2                   # both measurements
     python benchmarks/bench_train.py --only threshold --seeds 0 1 2 3 4
+    python benchmarks/bench_train.py --only throughput --engine fast plain --seeds 0 1
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import gymnasium as gym
 import numpy as np
 from visualdl import LogReader
 
+from paddle_ddpg.config import ENGINES
 from paddle_ddpg.env import EVAL_STREAM, episode_seed
 
 THRESHOLD = -200.0
@@ -50,20 +54,39 @@ def run_json(cmd: list[str], cwd: str) -> dict[str, Any]:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def throughput(seed: int, workdir: str) -> dict[str, Any]:
-    port = run_json([sys.executable, str(ROOT / "benchmarks" / "tutorial_port.py"), "--seed", str(seed)], workdir)
-    ours = run_json([sys.executable, "-m", "paddle_ddpg.train", "--seed", str(seed), "--eval-interval", "0",
-                     "--run-name", f"throughput_s{seed}", "--overwrite"], workdir)
-    record = next(Path(workdir, ours["logdir"]).glob("vdlrecords.*"))
-    rewards = [p.value for p in LogReader(file_path=str(record)).get_data("scalar", "episode reward")]
-    return {"seed": seed,
-            "tutorial_port": {"steps_per_second": port["steps_per_second"], "train_seconds": port["wall_seconds"],
-                              "last20_mean": port["last20_mean"], "eval_mean": port["eval_mean"]},
-            "paddle_ddpg": {"steps_per_second": round(ours["steps"] / ours["train_seconds"], 1),
-                            "train_seconds": ours["train_seconds"],
-                            "last20_mean": round(float(np.mean(rewards[-20:])), 1),
-                            "eval_mean": round(ours["final_eval_mean"], 1),
-                            "eval_std": round(ours["final_eval_std"], 1)}}
+def timed_run_json(cmd: list[str], cwd: str) -> tuple[dict[str, Any], float]:
+    """`run_json`, and the process's wall seconds from start to exit."""
+    started = time.perf_counter()
+    result = run_json(cmd, cwd)
+    return result, round(time.perf_counter() - started, 2)
+
+
+def engine_key(engine: str) -> str:
+    """The name of an engine's results: the default engine keeps the name earlier records gave it."""
+    return "paddle_ddpg" if engine == "fast" else f"paddle_ddpg_{engine}"
+
+
+def throughput(seed: int, engines: list[str], workdir: str) -> dict[str, Any]:
+    port, port_seconds = timed_run_json(
+        [sys.executable, str(ROOT / "benchmarks" / "tutorial_port.py"), "--seed", str(seed)], workdir)
+    run = {"seed": seed,
+           "tutorial_port": {"steps_per_second": port["steps_per_second"], "train_seconds": port["wall_seconds"],
+                             "process_seconds": port_seconds, "last20_mean": port["last20_mean"],
+                             "eval_mean": port["eval_mean"]}}
+    for engine in engines:
+        ours, seconds = timed_run_json([sys.executable, "-m", "paddle_ddpg.train", "--seed", str(seed),
+                                        "--engine", engine, "--eval-interval", "0",
+                                        "--run-name", f"throughput_s{seed}_{engine}", "--overwrite"], workdir)
+        if ours["engine"] != engine:
+            raise SystemExit(f"asked for the {engine} engine, the run trained with {ours['engine']}")
+        record = next(Path(workdir, ours["logdir"]).glob("vdlrecords.*"))
+        rewards = [p.value for p in LogReader(file_path=str(record)).get_data("scalar", "episode reward")]
+        run[engine_key(engine)] = {"steps_per_second": round(ours["steps"] / ours["train_seconds"], 1),
+                                   "train_seconds": ours["train_seconds"], "process_seconds": seconds,
+                                   "last20_mean": round(float(np.mean(rewards[-20:])), 1),
+                                   "eval_mean": round(ours["final_eval_mean"], 1),
+                                   "eval_std": round(ours["final_eval_std"], 1)}
+    return run
 
 
 def time_to_threshold(evals: list[dict[str, float]]) -> float | None:
@@ -138,6 +161,26 @@ def sb3_threshold(seed: int) -> dict[str, Any]:
             "steps_per_second": round(BUDGET / train_seconds, 1), "torch_threads": torch.get_num_threads()}
 
 
+def throughput_summary(runs: list[dict[str, Any]], engines: list[str]) -> dict[str, Any]:
+    """Medians over seeds, and each engine's speedups over the port beside it: of training steps per second,
+    and of whole-process wall time, per seed and of the medians. Prints one line per engine."""
+    names = ["tutorial_port"] + [engine_key(e) for e in engines]
+    steps = {n: statistics.median(r[n]["steps_per_second"] for r in runs) for n in names}
+    process = {n: statistics.median(r[n]["process_seconds"] for r in runs) for n in names}
+    summary: dict[str, Any] = {"median_steps_per_second": steps, "median_process_seconds": process,
+                               "speedup": {}, "process_speedup": {}, "process_speedup_per_seed": {}}
+    for name in names[1:]:
+        summary["speedup"][name] = round(steps[name] / steps["tutorial_port"], 2)
+        summary["process_speedup"][name] = round(process["tutorial_port"] / process[name], 2)
+        summary["process_speedup_per_seed"][name] = [
+            round(r["tutorial_port"]["process_seconds"] / r[name]["process_seconds"], 2) for r in runs]
+        print(f"tutorial preset, 200 episodes: {name} {steps[name]:.0f} steps/s, tutorial port "
+              f"{steps['tutorial_port']:.0f} steps/s: {summary['speedup'][name]:.2f}x; whole process "
+              f"{process[name]:.1f} s against {process['tutorial_port']:.1f} s: "
+              f"{summary['process_speedup'][name]:.2f}x (per seed {summary['process_speedup_per_seed'][name]})")
+    return summary
+
+
 def median(values: list[float | None]) -> float | None:
     """Median, counting a run that never reached the threshold as infinitely slow."""
     if any(v is None for v in values):
@@ -151,19 +194,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--only", choices=("throughput", "threshold"))
+    parser.add_argument("--engine", nargs="+", choices=ENGINES, default=["fast"],
+                        help="the engines the throughput measurement trains with, each beside the same port run")
     parser.add_argument("--out", default="benchmarks/results/train.json")
     args = parser.parse_args()
     results: dict[str, Any] = {"seeds": args.seeds}
     with tempfile.TemporaryDirectory() as workdir:
         if args.only in (None, "throughput"):
-            runs = [throughput(seed, workdir) for seed in args.seeds]
-            port = statistics.median(r["tutorial_port"]["steps_per_second"] for r in runs)
-            ours = statistics.median(r["paddle_ddpg"]["steps_per_second"] for r in runs)
-            results["throughput"] = {"runs": runs, "median_steps_per_second": {"tutorial_port": port,
-                                                                               "paddle_ddpg": ours},
-                                     "speedup": round(ours / port, 2)}
-            print(f"tutorial preset, 200 episodes: paddle_ddpg {ours:.0f} steps/s, tutorial port {port:.0f} "
-                  f"steps/s: {ours / port:.2f}x")
+            runs = [throughput(seed, args.engine, workdir) for seed in args.seeds]
+            results["throughput"] = {"runs": runs, **throughput_summary(runs, args.engine)}
         if args.only in (None, "threshold"):
             runs = [{"seed": seed, "paddle_ddpg": ours_threshold(seed, workdir), "sb3": sb3_threshold(seed)}
                     for seed in args.seeds]

@@ -18,7 +18,8 @@ from paddle_ddpg.config import PRESETS, Config, UsageError  # noqa: E402
 from paddle_ddpg.memory import Batch, Memory  # noqa: E402
 from paddle_ddpg.networks import Actor, Critic  # noqa: E402
 from paddle_ddpg.noise import GaussianNoise, OrnsteinUhlenbeckNoise, decay_epsilon  # noqa: E402
+from paddle_ddpg.policy import Policy, load_policy  # noqa: E402
 
 __all__ = ["Actor", "Batch", "Config", "Critic", "DDPG", "GaussianNoise", "Memory", "OrnsteinUhlenbeckNoise",
-           "PRESETS", "UsageError", "decay_epsilon", "soft_update", "td_target"]
-__version__ = "0.1.0"
+           "PRESETS", "Policy", "UsageError", "decay_epsilon", "load_policy", "soft_update", "td_target"]
+__version__ = "0.2.0"
