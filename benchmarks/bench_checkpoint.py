@@ -28,6 +28,7 @@ import numpy as np
 from paddle_ddpg import checkpoint
 from paddle_ddpg.agent import DDPG
 from paddle_ddpg.config import PRESETS, Config
+from paddle_ddpg.files import atomic_write
 from paddle_ddpg.memory import Memory
 
 STATE_DIM, ACTION_DIM = 3, 1  # Pendulum
@@ -61,9 +62,8 @@ def measure(state: dict[str, Any], directory: Path, repeats: int) -> dict[str, A
     new, old = directory / "new.pdckpt", directory / "old.pdckpt"
     legacy = {"format": checkpoint.PICKLED_FORMAT, **state}
 
-    def save_old() -> None:
-        with open(old, "wb") as f:
-            pickle.dump(legacy, f, protocol=pickle.HIGHEST_PROTOCOL)
+    def save_old() -> None:  # as version 0.1 saved: a pickle, through the same atomic write
+        atomic_write(old, lambda f: pickle.dump(legacy, f, protocol=pickle.HIGHEST_PROTOCOL))
 
     def load_old_unsafely() -> None:
         with open(old, "rb") as f:
