@@ -127,8 +127,8 @@ def _actor_shapes(file: Path, weights: dict[str, Any]) -> list[tuple[int, int]]:
                          f"{sorted(weights)[:6]}")
     shapes = [tuple(np.shape(weights[f"fc{i}.weight"])) for i in range(1, len(weights) // 2 + 1)]
     biases = [tuple(np.shape(weights[f"fc{i}.bias"])) for i in range(1, len(weights) // 2 + 1)]
-    if (any(len(s) != 2 or min(s) < 1 for s in shapes) or any(prev[1] != nxt[0] for prev, nxt in zip(shapes, shapes[1:]))
-            or biases != [(s[1],) for s in shapes]):
+    chained = all(prev[1] == nxt[0] for prev, nxt in zip(shapes, shapes[1:]))
+    if any(len(s) != 2 or min(s) < 1 for s in shapes) or not chained or biases != [(s[1],) for s in shapes]:
         # A critic's layer that takes the action does not chain; Paddle would load the rest and leave that
         # layer random with only a warning.
         raise UsageError(f"{file} does not hold actor weights (layer sizes {shapes} do not chain)")
