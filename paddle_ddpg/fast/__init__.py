@@ -76,9 +76,10 @@ def _difference_on_a_small_problem() -> float:
             _install(fast)
             data = np.random.default_rng(1)
             for rows in (4, 4, 5, 4):
-                batch = Batch(*(np.asarray(x, np.float32) for x in (
-                    data.standard_normal((rows, 3)), data.uniform(low, high, (rows, 2)),
-                    data.standard_normal((rows, 1)), 3 * data.standard_normal((rows, 3)), data.random((rows, 1)) < 0.3)))
+                fields = (data.standard_normal((rows, 3)), data.uniform(low, high, (rows, 2)),
+                          data.standard_normal((rows, 1)), 3 * data.standard_normal((rows, 3)),
+                          data.random((rows, 1)) < 0.3)
+                batch = Batch(*(np.asarray(x, np.float32) for x in fields))
                 plain.learn(batch)
                 fast.learn(batch)
             state = data.standard_normal(3).astype(np.float32)
