@@ -17,8 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from visualdl import LogReader
+
+from paddle_ddpg.memory import Batch
 
 # A short training run: 3 episodes of 50 steps, learning from step 65 on, every episode logged and
 # checkpointed. Tests add --run-name, --seed, --eval-interval as they need.
@@ -29,6 +32,18 @@ CLI_TIMEOUT = 180  # seconds; a tiny run takes a few seconds, this only guards a
 
 _WARNING_LINE = re.compile(r"^\S.*:\d+: \w*Warning: ")
 _EPOCH_LINE = re.compile(r"^Epoch:(\d+), episode reward is (\S+)")
+
+
+def random_batch(rng: np.random.Generator, size: int, state_dim: int, low: Any, high: Any,
+                 terminated: float = 0.2) -> Batch:
+    """Random transitions: standard normal states and rewards, actions within [low, high] (one column per
+    bound), a fraction `terminated` of them terminal."""
+    def f32(x: np.ndarray) -> np.ndarray:
+        return np.asarray(x, dtype=np.float32)
+
+    return Batch(f32(rng.standard_normal((size, state_dim))), f32(rng.uniform(low, high, (size, len(low)))),
+                 f32(rng.standard_normal((size, 1))), f32(rng.standard_normal((size, state_dim))),
+                 f32(rng.random((size, 1)) < terminated))
 
 
 def cli_env() -> dict[str, str]:

@@ -9,6 +9,7 @@ import numpy as np
 import paddle
 import pytest
 
+from conftest import random_batch
 from paddle_ddpg.agent import DDPG, soft_update, td_target
 from paddle_ddpg.config import Config, UsageError
 from paddle_ddpg.memory import Batch
@@ -44,12 +45,7 @@ def test_the_config_is_validated() -> None:
 
 
 def _batch(seed: int = 0, size: int = 32) -> Batch:
-    rng = np.random.default_rng(seed)
-    return Batch(rng.standard_normal((size, STATE_DIM)).astype(np.float32),
-                 rng.uniform(LOW, HIGH, (size, 2)).astype(np.float32),
-                 rng.standard_normal((size, 1)).astype(np.float32),
-                 rng.standard_normal((size, STATE_DIM)).astype(np.float32),
-                 (rng.random((size, 1)) < 0.2).astype(np.float32))
+    return random_batch(np.random.default_rng(seed), size, STATE_DIM, LOW, HIGH)
 
 
 @pytest.mark.parametrize("field, shape", [("reward", (32,)), ("terminated", (32,)), ("action", (32, 1)),

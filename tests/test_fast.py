@@ -11,12 +11,13 @@ import numpy as np
 import paddle
 import pytest
 
+from conftest import random_batch
 from paddle_ddpg import fast
 from paddle_ddpg.agent import DDPG, optimizer_state, set_optimizer_state
+from paddle_ddpg.config import Config
 from paddle_ddpg.fast import layers
 from paddle_ddpg.fast.engine import FastEngine, MergedAdam, share_flat
 from paddle_ddpg.fast.trace import Trace
-from paddle_ddpg.config import Config
 from paddle_ddpg.memory import Batch
 from paddle_ddpg.networks import TANH_MARGIN, Actor, Critic
 from paddle_ddpg.train import train
@@ -34,11 +35,7 @@ SATURATING_BIAS = np.array([TANH_MARGIN + 0.5, -TANH_MARGIN - 0.5, 0.0], dtype=n
 
 
 def _batch(rng: np.random.Generator, size: int = 16) -> Batch:
-    return Batch(rng.standard_normal((size, STATE_DIM)).astype(np.float32),
-                 rng.uniform(LOW, HIGH, (size, ACTION_DIM)).astype(np.float32),
-                 rng.standard_normal((size, 1)).astype(np.float32),
-                 rng.standard_normal((size, STATE_DIM)).astype(np.float32),
-                 (rng.random((size, 1)) < 0.2).astype(np.float32))
+    return random_batch(rng, size, STATE_DIM, LOW, HIGH)
 
 
 @pytest.mark.parametrize(("low", "high", "expected"), [([-2.0], [2.0], 2.0), ([-1.0] * 3, [1.0] * 3, 1.0),

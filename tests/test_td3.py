@@ -12,7 +12,7 @@ import numpy as np
 import paddle
 import pytest
 
-from conftest import TINY, last_json, run_cli
+from conftest import TINY, last_json, random_batch, run_cli
 from paddle_ddpg.agent import DDPG
 from paddle_ddpg.checkpoint import load_checkpoint
 from paddle_ddpg.config import Config
@@ -34,12 +34,7 @@ def _agent(config: Config = TD3, seed: int = 0) -> DDPG:
 
 
 def _batch(seed: int, size: int = 64) -> Batch:
-    rng = np.random.default_rng(seed)
-    return Batch(rng.standard_normal((size, STATE_DIM)).astype(np.float32),
-                 rng.uniform(LOW, HIGH, (size, ACTION_DIM)).astype(np.float32),
-                 rng.standard_normal((size, 1)).astype(np.float32),
-                 rng.standard_normal((size, STATE_DIM)).astype(np.float32),
-                 (rng.random((size, 1)) < 0.3).astype(np.float32))
+    return random_batch(np.random.default_rng(seed), size, STATE_DIM, LOW, HIGH, terminated=0.3)
 
 
 def _params(agent: DDPG, name: str) -> list[np.ndarray]:
