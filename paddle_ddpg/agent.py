@@ -79,8 +79,11 @@ class DDPG:
         # tau = 0.001 takes thousands of updates to forget while they bias every Bellman target.
         for net, target in self.target_pairs():
             target.set_state_dict(net.state_dict())
-        self.actor_optim = paddle.optimizer.Adam(parameters=self.actor.parameters(), learning_rate=config.lr_actor)
-        self.critic_optim = paddle.optimizer.Adam(parameters=self.critic_parameters(), learning_rate=config.lr_critic)
+        # use_multi_tensor: one Adam kernel for all of a network's parameters instead of one per parameter.
+        self.actor_optim = paddle.optimizer.Adam(parameters=self.actor.parameters(), learning_rate=config.lr_actor,
+                                                 use_multi_tensor=True)
+        self.critic_optim = paddle.optimizer.Adam(parameters=self.critic_parameters(), learning_rate=config.lr_critic,
+                                                  use_multi_tensor=True)
         self.noise = make_noise(config.noise, action_dim, config.noise_std, self.rng, theta=config.ou_theta)
         self.learn_steps = 0
         self.widths = Batch.widths(state_dim, action_dim)
