@@ -43,7 +43,6 @@ import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 import paddle  # noqa: E402
 import ray  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
 from ray import tune  # noqa: E402
 from ray.tune.experiment import Trial  # noqa: E402
 from ray.tune.logger import JsonLoggerCallback  # noqa: E402
@@ -245,8 +244,12 @@ class TrialNamer:
     def __call__(self, trial: Trial) -> str:
         params = trial.config
         shown = [f"{k}={_short(params[k])}" for k in self.sweep.varied] + [f"seed={self.sweep.seed_of(params)}"]
-        number = trial.trial_id.rpartition("_")[2]  # Tune's ids end in the trial's index
-        return f"{number}_{','.join(shown)}".replace("/", "-")[:200]
+        return f"{creation_number(trial):03d}_{','.join(shown)}".replace("/", "-")[:200]
+
+
+def creation_number(trial: Trial) -> int:
+    """The trial's place in the order Tune created the trials: its experiment tag starts with it."""
+    return int(trial.experiment_tag.partition("_")[0])
 
 
 def _short(value: Any) -> str:
@@ -388,7 +391,7 @@ def collect(sweep: Sweep, sweep_dir: Path) -> list[dict[str, Any]]:
     analysis = tune.ExperimentAnalysis(str(sweep_dir))
     namer = TrialNamer(sweep)
     rows = []
-    for trial in analysis.trials:  # in the order Tune created them
+    for trial in sorted(analysis.trials, key=creation_number):
         frame = analysis.trial_dataframes.get(trial.trial_id)
         history = [] if frame is None or frame.empty else frame.to_dict("records")
         # A trial that --resume restarted appends its new run to the rows of the one cut short (Tune's JSON
@@ -503,6 +506,8 @@ def config_table(sweep: Sweep, summaries: list[dict[str, Any]]) -> str:
 
 def plot(sweep: Sweep, rows: list[dict[str, Any]], summaries: list[dict[str, Any]], path: Path) -> None:
     """Learning curves per configuration: thin lines per seed, the mean over seeds and its t-interval band."""
+    from matplotlib.figure import Figure  # only the driver draws: kept out of every trial's imports
+
     fig = Figure(figsize=(8, 5))  # matplotlib's object API: no pyplot state, no GUI backend
     ax = fig.subplots()
     colors = [f"C{i}" for i in range(10)]
@@ -567,6 +572,9 @@ def plan(args: argparse.Namespace, argv: list[str]) -> tuple[Sweep, Path]:
     for option, value in (("--cpus-per-trial", args.cpus_per_trial), ("--grace-period", args.grace_period)):
         if value < 1:
             raise UsageError(f"{option} must be >= 1, got {value}")
+    if args.address is None and args.cpus_per_trial > usable_cpus():
+        raise UsageError(f"--cpus-per-trial {args.cpus_per_trial}: this machine has {usable_cpus()} CPUs for the "
+                         "sweep's Ray")
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise UsageError(f"--max-concurrent must be >= 1, got {args.max_concurrent}")
     if args.reduction_factor <= 1:

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -183,7 +184,7 @@ def test_a_crashing_trial_is_reported_and_the_others_finish(tmp_path: Path) -> N
     by_device = {t["device"]: t for t in finished.trials}
     assert by_device["cpu"]["status"] == "DONE" and by_device["cpu"]["steps"] == 150
     assert by_device["gpu"]["status"] == "ERROR" and "CUDA" in by_device["gpu"]["error"]
-    assert table_rows(finished.result.stdout)["00001"][-1] == "ERROR"
+    assert table_rows(finished.result.stdout)["001"][-1] == "ERROR"
     assert finished.summary["best_config"] == {"device": "cpu"}
 
 
@@ -235,9 +236,10 @@ def stop_node(temp_dir: str) -> None:
             procs.update({c.pid: c for c in p.children(recursive=True)})
     for p in procs.values():
         p.terminate()
-    _, alive = psutil.wait_procs(list(procs.values()), timeout=10)
+    _, alive = psutil.wait_procs(list(procs.values()), timeout=3)
     for p in alive:
         p.kill()
+    shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.fixture
@@ -303,6 +305,7 @@ def test_an_address_nobody_listens_at_fails_in_one_line_before_anything_is_writt
      "--grid and --search are alternatives"),
     (["--scheduler", "asha", "--eval-interval", "0"], "--scheduler asha compares the periodic evaluations"),
     (["--env", "NoSuchEnv-v0"], "unknown environment 'NoSuchEnv-v0'"),
+    (["--cpus-per-trial", "1000"], "--cpus-per-trial 1000: this machine has"),
     (["--resume", "nowhere"], "--episodes cannot be used with --resume"),
 ])
 def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
