@@ -1,6 +1,6 @@
 """Every hyperparameter in one dataclass, the named presets, and the CLI built from them.
 
-One object serves Python (`Config(episodes=50)`), a JSON file (`--config run.json`) and the command line
+One object serves Python (`Config(episodes=50)`), a JSON or YAML file (`--config run.yaml`) and the command line
 (`--lr-actor 1e-4`): each field becomes one flag named after it. Precedence is preset < file < flags.
 """
 
@@ -11,9 +11,13 @@ import dataclasses
 import functools
 import json
 import math
+import os
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any
+
+import yaml
 
 
 class UsageError(Exception):
@@ -252,10 +256,12 @@ def _type_name(kind: Any) -> str:
 
 
 def load_config_file(path: str) -> dict[str, Any]:
-    """Read a JSON object of Config fields (the file a run writes as config.json reads back unchanged).
+    """Read a file of Config fields: JSON (the file a run writes as config.json reads back unchanged) or YAML,
+    told apart by the extension (.json; .yaml or .yml), else by the content (JSON starts with "{" or "[").
 
-    At most CONFIG_FILE_LIMIT bytes are read: a settings file is a few kilobytes, and a path such as
-    /dev/zero would otherwise be read until memory runs out.
+    Either may hold the settings themselves or, as rl-baselines3-zoo's hyperparameter files do, one section
+    of them under an env id, which then sets `env`. At most CONFIG_FILE_LIMIT bytes are read: a settings
+    file is a few kilobytes, and a path such as /dev/zero would otherwise be read until memory runs out.
     """
     try:
         with open(path, "rb") as f:
@@ -269,15 +275,65 @@ def load_config_file(path: str) -> dict[str, Any]:
         raise UsageError(f"cannot read config file {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise UsageError(f"config file {path} is not UTF-8 text") from None
+    suffix = os.path.splitext(path)[1].lower()
+    is_yaml = suffix in YAML_SUFFIXES or (suffix != ".json" and not text.lstrip().startswith(("{", "[")))
     try:
-        values = json.loads(text)
+        values = _parse_yaml(text, path) if is_yaml else json.loads(text)
     except json.JSONDecodeError as exc:
         raise UsageError(f"config file {path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
     except RecursionError:
         raise UsageError(f"config file {path} nests too deeply to be a settings file") from None
     if not isinstance(values, dict):
-        raise UsageError(f"config file {path} must hold a JSON object of settings")
+        raise UsageError(f"config file {path} must hold a {'mapping' if is_yaml else 'JSON object'} of settings")
+    sections = [key for key, value in values.items() if isinstance(value, dict)]
+    if values and len(sections) == len(values) and not set(values) & {f.name for f in dataclasses.fields(Config)}:
+        if len(sections) > 1:
+            raise UsageError(f"config file {path} holds settings for {len(sections)} environments "
+                             f"({', '.join(map(str, sections))}); keep the one to train")
+        return {"env": sections[0], **values[sections[0]]}
     return values
+
+
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+class _SettingsLoader(yaml.SafeLoader):
+    """PyYAML's safe loader (plain values only: a tag such as !!python/object, which the full loader would
+    call, stops the load), without aliases, and with YAML 1.2's floats.
+
+    An alias repeats a node by reference, so a few lines of nested aliases stand for billions of values that
+    any walk over them (an error message's repr) would expand. YAML 1.1 reads 1e-4 as a string (it wants
+    1.0e-4), which is why the zoo writes !!float 1e-4; people write 1e-4.
+    """
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "an alias (*name) stands for other values; write them "
+                                              "out", self.peek_event().start_mark)
+        return super().compose_node(parent, index)
+
+
+_SettingsLoader.add_implicit_resolver("tag:yaml.org,2002:float",
+                                      re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+                                      list("-+0123456789"))
+
+
+def _parse_yaml(text: str, path: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_SettingsLoader)
+    except yaml.constructor.ConstructorError as exc:
+        tag = re.search(r"tag '([^']*)'", str(exc.problem))
+        line = f" (line {exc.problem_mark.line + 1})" if exc.problem_mark else ""
+        if tag:
+            name = tag.group(1).replace("tag:yaml.org,2002:", "!!")
+            raise UsageError(f"config file {path}: YAML tag {name} refused{line}; settings are plain values, and "
+                             "a tag could run code") from None
+        raise UsageError(f"config file {path} is not valid YAML settings: {exc.problem}{line}") from None
+    except yaml.MarkedYAMLError as exc:
+        line = f" at line {exc.problem_mark.line + 1}" if exc.problem_mark else ""
+        raise UsageError(f"config file {path} is not valid YAML: {exc.problem}{line}") from None
+    except yaml.YAMLError as exc:  # unmarked: a byte YAML does not allow, say
+        raise UsageError(f"config file {path} is not valid YAML: {error_summary(exc)}") from None
 
 
 class Parser(argparse.ArgumentParser):

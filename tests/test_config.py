@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from paddle_ddpg.config import PRESETS, Config, UsageError, resolve_config
+from conftest import assert_usage_error, run_cli
+from paddle_ddpg.config import CONFIG_FILE_LIMIT, PRESETS, Config, UsageError, resolve_config
 from paddle_ddpg.env import make_env
 from paddle_ddpg.train import build_parser
 
@@ -270,3 +273,93 @@ def test_engine_from_flags_and_file_and_version_01s_names(tmp_path: Path) -> Non
         _resolve("--config", _write(tmp_path / "bad.json", {"engine": "jit"}))
     with pytest.raises(UsageError, match="unknown key 'fused'"):
         _resolve("--config", _write(tmp_path / "bad.json", {"fused": "no"}))
+
+
+# YAML: the same keys and checks, through PyYAML's safe loader.
+
+def test_yaml_and_json_files_give_equal_configs(tmp_path: Path) -> None:
+    """Every field set to a non-default value, written as JSON and as YAML (.yaml, .yml, and no extension: told
+    by content), resolves to the same Config, on top of a preset and under a flag alike."""
+    values = Config(**{k: v for k, (_, v) in NON_DEFAULTS.items()}).to_dict()
+    json_path = _write(tmp_path / "run.json", values)
+    expected = _resolve("--preset", "fast", "--config", json_path, "--seed", "5")
+    assert expected.seed == 5 and expected.lr_actor == 1e-4
+    for name in ("run.yaml", "run.yml", "settings"):
+        (tmp_path / name).write_text(yaml.safe_dump(values))
+        assert _resolve("--preset", "fast", "--config", str(tmp_path / name), "--seed", "5") == expected
+
+
+def test_yaml_as_people_write_it(tmp_path: Path) -> None:
+    """Comments, 1e-4 (a string to YAML 1.1, a float here), the zoo's !!float, block and flow lists, ints where
+    floats go; and rl-baselines3-zoo's layout, settings under an env id, which sets env."""
+    path = tmp_path / "hand.yaml"
+    path.write_text("# tuned by hand\nlr_actor: 1e-4\nlr_critic: !!float 3e-4\ngamma: 1\nbatch_size: 256\n"
+                    "actor_hidden:\n  - 64\n  - 64\ncritic_hidden: [32, 32]\nnoise: ou\n")
+    config = _resolve("--config", str(path))
+    assert (config.lr_actor, config.lr_critic, config.gamma, config.batch_size) == (1e-4, 3e-4, 1.0, 256)
+    assert config.actor_hidden == (64, 64) and config.critic_hidden == (32, 32) and config.noise == "ou"
+    assert type(config.gamma) is float
+    zoo = tmp_path / "ddpg.yml"
+    zoo.write_text("MountainCarContinuous-v0:\n  total_steps: 300000\n  lr_actor: !!float 1e-3\n")
+    config = _resolve("--config", str(zoo))
+    assert (config.env, config.total_steps, config.lr_actor) == ("MountainCarContinuous-v0", 300000, 1e-3)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("lr_actr: 1e-4\n", "unknown key 'lr_actr'"),
+    ("batch_size: '32'\n", "batch_size must be an integer"),
+    ("episodes: 5.0\n", "episodes must be an integer"),
+    ("lr_actor: yes\n", "lr_actor must be a number"),  # YAML 1.1's boolean
+    ("actor_hidden: [64, x]\n", "actor_hidden must be a list of integers"),
+    ("run_name: 2024-01-01\n", "run_name must be a string"),  # a date to YAML
+    ("tau: 2.0\n", "tau must be in"),
+    ("- lr_actor\n", "must hold a mapping of settings"),
+    ("", "must hold a mapping of settings"),
+    ("lr_actor: [1e-4\n", "is not valid YAML: .* at line 2"),
+    ("a: &x [1, 2]\nb: *x\n", "an alias"),
+    ("Pendulum-v1: {lr_actor: 1e-3}\nHopper-v5: {lr_actor: 1e-4}\n", "settings for 2 environments"),
+    ("? [a, b]\n: 1\n", "not valid YAML settings: found unhashable key"),
+])
+def test_bad_yaml_files(tmp_path: Path, text: str, message: str) -> None:
+    """YAML gets the JSON file's checks, and its own failures are one sentence with the line."""
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(UsageError, match=message) as caught:
+        _resolve("--config", str(path))
+    assert "\n" not in str(caught.value)
+
+
+def test_a_run_directorys_config_json_stays_json(tmp_path: Path) -> None:
+    """A .json file is read as JSON only: YAML in config.json is an error, not silently another format."""
+    path = tmp_path / "config.json"
+    path.write_text("lr_actor: 1e-4\n")
+    with pytest.raises(UsageError, match="not valid JSON"):
+        _resolve("--config", str(path))
+
+
+def test_yaml_size_limit(tmp_path: Path) -> None:
+    path = tmp_path / "huge.yaml"
+    path.write_text("lr_actor: 1e-4\n" + "#" * CONFIG_FILE_LIMIT)
+    with pytest.raises(UsageError, match="larger than 1024 KiB"):
+        _resolve("--config", str(path))
+
+
+@pytest.mark.parametrize("tag", ["!!python/object/apply:os.system", "!!python/object/new:os.system",
+                                 "!!python/name:os.system", "!!python/module:os"])
+def test_yaml_python_tags_are_refused_and_run_nothing(tmp_path: Path, tag: str) -> None:
+    """The full loader would call os.system here; the settings loader refuses the tag and builds nothing."""
+    marker = tmp_path / "marker"
+    path = tmp_path / "evil.yaml"
+    path.write_text(f'lr_actor: 1e-4\nx: {tag} ["touch {marker}"]\n')
+    with pytest.raises(UsageError, match=f"YAML tag {re.escape(tag.split(':')[0])}.* refused .line 2."):
+        _resolve("--config", str(path))
+    assert not marker.exists()
+
+
+def test_yaml_python_tag_through_the_cli(tmp_path: Path) -> None:
+    """`train --config evil.yaml`: one line, exit 2, no marker, and no run directory or log made."""
+    marker = tmp_path / "marker"
+    (tmp_path / "evil.yaml").write_text(f'x: !!python/object/apply:os.system ["touch {marker}"]\n')
+    result = run_cli("train", "--config", "evil.yaml", cwd=tmp_path)
+    assert_usage_error(result, "evil.yaml: YAML tag !!python/object/apply:os.system refused")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.yaml"]
