@@ -59,6 +59,17 @@ class Policy:
 
     __call__ = predict
 
+    @property
+    def action_space(self) -> gym.spaces.Box:
+        """The actions `predict` gives: within the env's bounds, which the actor's scaled tanh cannot leave."""
+        return gym.spaces.Box(self.action_low, self.action_high, dtype=np.float32)
+
+    @property
+    def observation_space(self) -> gym.spaces.Box:
+        """The observations `predict` takes, by size: saved files do not record the env's observation bounds
+        (`make_env().observation_space` has them)."""
+        return gym.spaces.Box(-np.inf, np.inf, (self.state_dim,), dtype=np.float32)
+
     def make_env(self, env_id: str | None = None, render_mode: str | None = None) -> gym.Env:
         """The env the policy was trained on (or `env_id`), with the run's step limit, checked to fit."""
         if env_id is None and self.env_id is None:
