@@ -1,7 +1,8 @@
 """Noise-free evaluation of a trained policy: `python -m paddle_ddpg.evaluate --checkpoint PATH`.
 
 Evaluation runs on its own environment with its own reset seeds and no exploration noise, as the textbook
-chapter says a deterministic policy should be judged.
+chapter says a deterministic policy should be judged. `--render` shows the episodes in a window, `--record
+out.gif` writes them to a clip (paddle_ddpg.record).
 """
 
 from __future__ import annotations
@@ -18,30 +19,39 @@ from paddle_ddpg.checkpoint import CHECKPOINT_NAME
 from paddle_ddpg.config import Config, Parser, UsageError
 from paddle_ddpg.device import set_device
 from paddle_ddpg.env import EVAL_STREAM, episode_seed
+from paddle_ddpg.files import SaveError
 from paddle_ddpg.policy import load_policy
+from paddle_ddpg.progress import EvaluationProgress, wanted
+from paddle_ddpg.record import DEFAULT_EVERY, DEFAULT_SIZE, Clip, require_display
 
 
 def evaluate(policy: Callable[[np.ndarray], np.ndarray], env: gym.Env, episodes: int, seed: int,
              should_stop: Callable[[], bool] = lambda: False,
-             on_frame: Callable[[np.ndarray], None] | None = None) -> np.ndarray:
+             on_frame: Callable[[np.ndarray], None] | None = None, frame_every: int = 1,
+             on_episode: Callable[[float], None] | None = None) -> np.ndarray:
     """Returns of `episodes` noise-free episodes of `policy` (observation -> action); episode i always starts
     from the same seeded state.
 
-    `on_frame` receives `env.render()` after every step (make the env with render_mode="rgb_array").
+    `on_frame` receives `env.render()` of every `frame_every`-th state of each episode that an action is taken
+    in, from the seeded reset on (make the env with render_mode="rgb_array"): an episode of T steps makes T
+    frames, T steps of time. `on_episode` receives each finished episode's return.
     """
     returns = []
     for i in range(episodes):
         state, _ = env.reset(seed=episode_seed(seed, EVAL_STREAM, i))
-        total, done = 0.0, False
+        total, done, step = 0.0, False, 0
         while not done and not should_stop():
+            if on_frame is not None and step % frame_every == 0:
+                on_frame(env.render())
             state, reward, terminated, truncated, _ = env.step(policy(state))
             total += float(reward)
             done = terminated or truncated
-            if on_frame is not None:
-                on_frame(env.render())
+            step += 1
         if not done:
             break
         returns.append(total)
+        if on_episode is not None:
+            on_episode(total)
     return np.asarray(returns)
 
 
@@ -54,6 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--episodes", type=int, default=10, help="evaluation episodes (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the evaluation resets (default 0)")
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="(default: cpu)")
+    watch = parser.add_argument_group("watching the episodes")
+    watch.add_argument("--render", action="store_true", help="show the episodes in a window (needs a display)")
+    watch.add_argument("--record", metavar="FILE", help="write the episodes to FILE, a .gif or an .mp4 (.mp4 needs "
+                                                        "the [record] extra), playing at real speed")
+    watch.add_argument("--record-size", type=int, default=DEFAULT_SIZE, metavar="PIXELS",
+                       help=f"downscale frames to fit in PIXELS x PIXELS (default {DEFAULT_SIZE})")
+    watch.add_argument("--record-every", type=int, metavar="N",
+                       help=f"keep every Nth frame (default {DEFAULT_EVERY}, more where a GIF would play too fast)")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bar (shown on a terminal for more than one episode)")
     return parser
 
 
@@ -63,19 +83,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.episodes <= 0:
             raise UsageError(f"episodes must be > 0, got {args.episodes}")
+        if args.render and args.record:
+            raise UsageError("--render and --record cannot be combined: an environment renders to a window or to "
+                             "frames, not both")
         Config(seed=args.seed).validate()  # training's rule for seeds
+        clip = Clip(args.record, args.record_size, args.record_every) if args.record else None
+        if args.render:
+            require_display()
         set_device(args.device)
         policy = load_policy(args.checkpoint, args.env)
-        env = policy.make_env()
+        env = policy.make_env(render_mode="rgb_array" if clip else "human" if args.render else None)
+        if clip is not None:
+            try:
+                clip.start(env, args.episodes)
+            except UsageError:
+                env.close()
+                raise
     except UsageError as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
     try:
-        returns = evaluate(policy.predict, env, args.episodes, args.seed)
+        with EvaluationProgress(args.episodes, wanted(not args.no_progress)) as progress:
+            returns = evaluate(policy.predict, env, args.episodes, args.seed, on_episode=progress.episode_done,
+                               on_frame=clip.add if clip else None, frame_every=clip.every if clip else 1)
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted", file=sys.stderr)
         return 130
     finally:
         env.close()
+    if clip is not None:
+        try:
+            clip.save()
+        except SaveError as exc:
+            print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+            return 1
     print(json.dumps({"mean_return": float(returns.mean()), "std_return": float(returns.std()),
                       "episodes": len(returns), "returns": [round(float(r), 3) for r in returns]}))
     return 0

@@ -38,6 +38,7 @@ from paddle_ddpg.logs import RunLog
 from paddle_ddpg.memory import Memory
 from paddle_ddpg.noise import decay_epsilon
 from paddle_ddpg.policy import Policy, check_dims
+from paddle_ddpg.progress import TrainingProgress, wanted
 
 LOSS_FLUSH = 200  # losses buffered between syncs: reading a loss forces the device to finish its queue
 # Fixed once a run has started.
@@ -141,9 +142,11 @@ class Trainer:
     def wall_seconds(self) -> float:
         return self._earlier_seconds + time.perf_counter() - self._clock
 
-    def run(self, stop: StopRequest) -> dict[str, Any]:
+    def run(self, stop: StopRequest, progress: bool = True) -> dict[str, Any]:
+        """Train to the end of the budget; `progress`: a progress bar on stderr, where stderr is a terminal."""
         config = self.config
         self.writer = RunLog(self.log_dir)
+        bar = TrainingProgress(config, self.steps, self.episode, show=wanted(progress))
         self._clock = time.perf_counter()
         rate_clock, rate_steps = self._clock, self.steps
         try:
@@ -170,6 +173,7 @@ class Trainer:
                 self.episode += 1
                 if self.episode % config.log_interval == 0:
                     self._save_checkpoint()
+                bar.episode_done(self.steps, self.episode, self.last_eval)
             interrupted = stop.signal_name or None
             if not interrupted and self._evaluated_after != self.episode:
                 self._evaluate(stop, completed=self.episode)
@@ -182,6 +186,7 @@ class Trainer:
                     if self.checkpoint_path.is_file() else "no checkpoint had been written yet")
             raise type(exc)(f"{exc}; {kept}") from None
         finally:
+            bar.close()
             self.writer.close()
             self.env.close()
             self.eval_env.close()
@@ -335,13 +340,14 @@ def network_bytes(config: Config, state_dim: int, action_dim: int) -> int:
 
 
 def train(config: Config, preset: str = "tutorial", resume: dict[str, Any] | None = None, overwrite: bool = False,
-          stop: StopRequest | None = None,
-          on_eval: Callable[[dict[str, float]], None] | None = None) -> dict[str, Any]:
+          stop: StopRequest | None = None, on_eval: Callable[[dict[str, float]], None] | None = None,
+          progress: bool = True) -> dict[str, Any]:
     """Train a run, or continue the one in `resume` (a `load_checkpoint` result), and return its summary.
 
     When resuming, `config` normally comes from `resume_config`: the run's own settings plus any changes
     that are safe mid-run (more episodes, another learning rate). `on_eval` is called with each noise-free
-    evaluation's entry of `evals` as it happens (a sweep reports them to its scheduler).
+    evaluation's entry of `evals` as it happens (a sweep reports them to its scheduler). `progress` shows a
+    progress bar on stderr when stderr is a terminal.
     """
     config.validate()
     if resume is not None:
@@ -360,7 +366,7 @@ def train(config: Config, preset: str = "tutorial", resume: dict[str, Any] | Non
     lock, trainer.log_dir = rundir.claim(run_dir, log_dir, resume is not None, overwrite)
     try:
         atomic_write(run_dir / "config.json", lambda f: f.write(json.dumps(config.to_dict(), indent=2).encode()))
-        return trainer.run(stop or StopRequest())
+        return trainer.run(stop or StopRequest(), progress)
     finally:
         lock.release()
 
@@ -374,12 +380,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m paddle_ddpg.train", description=__doc__.splitlines()[0])
     parser.add_argument("--preset",
                         help=f"starting settings: {', '.join(PRESETS)} (default: tutorial)")
-    parser.add_argument("--config", metavar="FILE", help="JSON file of settings; flags override it, it overrides "
-                                                         "the preset")
+    parser.add_argument("--config", metavar="FILE", help="JSON or YAML file of settings; flags override it, it "
+                                                         "overrides the preset")
     parser.add_argument("--resume", metavar="CHECKPOINT",
                         help=f"continue the run saved in CHECKPOINT (its {CHECKPOINT_NAME} or run directory)")
     parser.add_argument("--overwrite", action="store_true", help="replace the logs and checkpoints of an existing "
                                                                  "run of the same name")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (shown when stderr is a terminal)")
     add_config_arguments(parser)
     return parser
 
@@ -396,7 +403,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         saved = load_checkpoint(resolve_checkpoint(args.resume)) if args.resume else None
         config = resume_config(saved, args) if saved else resolve_config(args)
         with stop.installed():
-            summary = train(config, args.preset or "tutorial", resume=saved, overwrite=args.overwrite, stop=stop)
+            summary = train(config, args.preset or "tutorial", resume=saved, overwrite=args.overwrite, stop=stop,
+                            progress=not args.no_progress)
     except UsageError as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
     except TrainingDiverged as exc:
