@@ -63,7 +63,7 @@ BETA1, BETA2, EPSILON = 0.9, 0.999, 1e-8  # Adam's defaults in Paddle, PyTorch a
 SETTLE_SECONDS = 0.25  # longer than the OpenMP runtimes keep idle threads spinning (Intel's: 200 ms)
 SIDES = ("fast", "plain", "torch_eager", "jax_jit", "compiled_losses", "compiled_whole")
 DEFAULT_SIDES = ("fast", "plain", "torch_eager", "jax_jit")
-# Speedups reported: (faster side, reference side), each the reference's time over the side's.
+# Speedups reported: (side, reference), each the reference's median time over the side's.
 SPEEDUPS = (("fast", "torch_eager"), ("fast", "jax_jit"), ("plain", "torch_eager"), ("fast", "plain"),
             ("jax_jit", "torch_eager"), ("compiled_losses", "plain"), ("compiled_whole", "plain"),
             ("fast", "compiled_losses"), ("fast", "compiled_whole"))
@@ -354,7 +354,7 @@ def main() -> None:
             "jax": jax.__version__ if jax is not None else None, "machine": platform.processor() or platform.machine(),
             "cpus": usable_cpus(), "load_average_at_start": load_at_start,
             "load_average_at_end": os.getloadavg(),
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"meta": meta, "results": results}, indent=1))
     print(f"wrote {args.out}")
