@@ -79,7 +79,7 @@ class DDPG:
         # tau = 0.001 takes thousands of updates to forget while they bias every Bellman target.
         for net, target in self.target_pairs():
             target.set_state_dict(net.state_dict())
-        # use_multi_tensor: one Adam kernel for all of a network's parameters instead of one per parameter.
+        # use_multi_tensor: Adam updates all of a network's parameters at once instead of one by one.
         self.actor_optim = paddle.optimizer.Adam(parameters=self.actor.parameters(), learning_rate=config.lr_actor,
                                                  use_multi_tensor=True)
         self.critic_optim = paddle.optimizer.Adam(parameters=self.critic_parameters(), learning_rate=config.lr_critic,
