@@ -35,6 +35,9 @@ from typing import Any
 # Ray reads these when it starts and when Tune runs; a value the user set wins.
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report (and no prompt about it)
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the reporter that verbose=0 silences
+# Ray starts its workers at nice 15, below everything else on the machine; a trial is an ordinary run and
+# gets a plain `train`'s priority (on a Ray this command starts; a cluster's nodes keep their own setting).
+os.environ.setdefault("RAY_worker_niceness", "0")
 # Tune's results in JSON only (what ExperimentAnalysis reads back): its TensorBoard logger would import
 # tensorboardX, and with it torch where torch is installed.
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -636,7 +639,7 @@ def build_parser() -> argparse.ArgumentParser:
                     epilog="Every trial is a run of python -m paddle_ddpg.train with these settings; its logs go to "
                            "<logdir>/<sweep>/<trial>, its checkpoints to <model-dir>/<sweep>/<trial>.")
     parser.add_argument("--preset", help=f"the base run's starting settings: {', '.join(PRESETS)} (default: tutorial)")
-    parser.add_argument("--config", metavar="FILE", help="JSON file of the base run's settings")
+    parser.add_argument("--config", metavar="FILE", help="JSON or YAML file of the base run's settings")
     sweep = parser.add_argument_group("sweep")
     sweep.add_argument("--seeds", type=int, nargs="+", metavar="N",
                        help="every configuration runs once per seed (default: the base run's --seed)")

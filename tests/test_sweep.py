@@ -242,6 +242,17 @@ def stop_node(temp_dir: str) -> None:
     shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+BOTH_CPUS_SEEN = """
+import sys, time, ray
+ray.init(address=sys.argv[1], log_to_driver=False)
+deadline = time.monotonic() + 60
+while ray.cluster_resources().get("CPU", 0) < 2:
+    if time.monotonic() > deadline:
+        sys.exit(f"the cluster has {ray.cluster_resources()}")
+    time.sleep(0.2)
+"""
+
+
 @pytest.fixture
 def two_nodes() -> Iterator[tuple[str, dict[str, str]]]:
     """A head and a worker node of one CPU each on this machine, joined over loopback with a token of their
@@ -263,6 +274,10 @@ def two_nodes() -> Iterator[tuple[str, dict[str, str]]]:
         for command in commands:
             started = subprocess.run(command, env=env, capture_output=True, text=True, timeout=CLI_TIMEOUT)
             assert started.returncode == 0, started.stderr
+        # `ray start` returns before the worker's CPU reaches the head: a sweep started at once could see one.
+        joined = subprocess.run([sys.executable, "-c", BOTH_CPUS_SEEN, f"127.0.0.1:{port}"], env=env,
+                                capture_output=True, text=True, timeout=CLI_TIMEOUT)
+        assert joined.returncode == 0, joined.stderr
         yield f"127.0.0.1:{port}", env
     finally:
         for temp_dir in temp_dirs:
