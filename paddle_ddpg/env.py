@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 
 import gymnasium as gym
 import numpy as np
@@ -20,6 +21,10 @@ def make_env(env_id: str, max_episode_steps: int = 0, render_mode: str | None = 
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise UsageError(f"unknown environment {env_id!r}{hint}")
     kwargs = {"max_episode_steps": max_episode_steps} if max_episode_steps else {}
+    if render_mode == "rgb_array":
+        # Frames drawn off-screen need no display; SDL (pygame's renderer) would still look for one, and on a
+        # server without a desktop session print an "error:" line to stderr for a clip that records fine.
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     try:
         env = gym.make(env_id, render_mode=render_mode, **kwargs)
     except (gym.error.DependencyNotInstalled, ImportError) as exc:  # registered, but its package is missing

@@ -285,11 +285,17 @@ def two_nodes() -> Iterator[tuple[str, dict[str, str]]]:
 
 
 def test_the_same_sweep_runs_on_a_two_node_cluster(tmp_path: Path, two_nodes: tuple[str, dict[str, str]]) -> None:
+    """Two trials, one CPU per node: each node runs one. The trials are long enough (seconds, not the tiny runs'
+    fraction of one) for the worker node's actor to start before the head's trial ends: Tune hands a finished
+    trial's actor to a trial whose own actor is still starting, so trials shorter than an actor's start all
+    run on the first node."""
     address, env = two_nodes
-    finished = run_sweep_cli(tmp_path, *SMALL, *GRID, "--name", "cluster", "--address", address, env=env)
+    longer = [*SMALL, "--episodes", "300", "--eval-interval", "50", "--log-interval", "100"]
+    finished = run_sweep_cli(tmp_path, *longer, "--seeds", "0", "--grid", "lr_actor=1e-4,1e-3", "--name", "cluster",
+                             "--address", address, env=env)
     assert finished.result.returncode == 0, finished.result.stderr
-    assert [t["status"] for t in finished.trials] == ["DONE"] * 4
-    assert len({t["node_id"] for t in finished.trials}) == 2  # one CPU per node: both took trials
+    assert [t["status"] for t in finished.trials] == ["DONE"] * 2
+    assert len({t["node_id"] for t in finished.trials}) == 2
 
 
 def test_an_address_nobody_listens_at_fails_in_one_line_before_anything_is_written(tmp_path: Path) -> None:
