@@ -75,5 +75,5 @@ def require_memory(nbytes: int, what: str) -> None:
     request would succeed and the process be killed later, mid-run, by the kernel's out-of-memory killer."""
     available = available_memory()
     if available is not None and nbytes > available:
-        raise UsageError(f"{what} needs {nbytes / 2**30:.3g} GiB of memory; this machine has "
+        raise UsageError(f"{what} would take {nbytes / 2**30:.3g} GiB of memory; this machine has "
                          f"{available / 2**30:.3g} GiB available")
