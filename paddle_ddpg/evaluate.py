@@ -60,9 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", required=True,
                         help=f"a {CHECKPOINT_NAME}, a ddpg-actor<episode>.pdparams, a run directory (its "
                              f"{CHECKPOINT_NAME}), or the PREFIX (or PREFIX.json) of a paddle_ddpg.export model")
-    parser.add_argument("--env", default=None, help="environment id (default: the one the checkpoint trained on)")
-    parser.add_argument("--episodes", type=int, default=10, help="evaluation episodes (default 10)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the evaluation resets (default 0)")
+    parser.add_argument("--env", default=None, metavar="ID",
+                        help="environment id (default: the one the checkpoint trained on)")
+    parser.add_argument("--episodes", type=int, default=10, metavar="N", help="evaluation episodes (default 10)")
+    parser.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the evaluation resets (default 0)")
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="(default: cpu)")
     watch = parser.add_argument_group("watching the episodes")
     watch.add_argument("--render", action="store_true", help="show the episodes in a window (needs a display)")

@@ -118,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", required=True, metavar="PREFIX",
                         help=f"path prefix of the files written: PREFIX{PROGRAM_SUFFIX}, PREFIX{PARAMS_SUFFIX}, "
                              f"PREFIX{META_SUFFIX}")
-    parser.add_argument("--env", default=None, help="environment id (default: the one the checkpoint trained on)")
+    parser.add_argument("--env", default=None, metavar="ID",
+                        help="environment id (default: the one the checkpoint trained on)")
     return parser
 
 
