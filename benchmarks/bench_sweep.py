@@ -105,7 +105,7 @@ def sequential(seeds: list[int], root: str, threads: list[str]) -> dict[str, Any
             "peak_rss_mb": max(peaks)}
 
 
-def swept(seeds: list[int], root: str, threads: list[str]) -> dict[str, Any]:
+def swept(seeds: list[int], root: str) -> dict[str, Any]:
     name = f"bench{time.monotonic_ns()}"
     outcome, wall, peak = timed([sys.executable, "-m", "paddle_ddpg.sweep", "--preset", "fast", "--seeds",
                                  *map(str, seeds), "--name", name], root)
@@ -141,7 +141,7 @@ def main() -> int:
         for round_ in range(args.rounds):
             for kind in ("sequential", "sequential-1", "sweep", "sweep", "sequential-1", "sequential"):
                 threads = ["--threads", "1"] if kind == "sequential-1" else []
-                row = (swept if kind == "sweep" else sequential)(args.seeds, root, threads)
+                row = swept(args.seeds, root) if kind == "sweep" else sequential(args.seeds, root, threads)
                 rows.append({"kind": kind, **row})
                 print(f"round {round_ + 1} {kind}: {row['wall_s']:.1f} s", flush=True)
     startup, shutdown = ray_start_stop(3)

@@ -110,7 +110,7 @@ class Config:
         """Reject values that would crash later or silently train nonsense, with one readable sentence."""
         for f in dataclasses.fields(self):  # a Config built in Python has had no type checks yet
             value = getattr(self, f.name)
-            _coerce(f.name, _field_types()[f.name], value, "Config")
+            _coerce(f.name, field_types()[f.name], value, "Config")
             if isinstance(value, float) and not math.isfinite(value):
                 raise UsageError(f"{f.name} must be a finite number, got {value}")
             if isinstance(value, str) and "\0" in value:
@@ -179,7 +179,7 @@ class Config:
                 name, value = "engine", "fast" if value else "plain"
             if name not in known:
                 raise UsageError(f"{source}: unknown key {name!r}")
-            changes[name] = _coerce(name, _field_types()[name], value, source)
+            changes[name] = _coerce(name, field_types()[name], value, source)
         return dataclasses.replace(self, **changes)
 
 
@@ -230,7 +230,8 @@ PRESETS: dict[str, Config] = {
 
 
 @functools.cache
-def _field_types() -> dict[str, Any]:
+def field_types() -> dict[str, Any]:
+    """Config's field types by name, resolved once (the annotations are strings until resolved)."""
     return typing.get_type_hints(Config)
 
 
@@ -286,7 +287,7 @@ def load_config_file(path: str) -> dict[str, Any]:
     if not isinstance(values, dict):
         raise UsageError(f"config file {path} must hold a {'mapping' if is_yaml else 'JSON object'} of settings")
     sections = [key for key, value in values.items() if isinstance(value, dict)]
-    if values and len(sections) == len(values) and not set(values) & {f.name for f in dataclasses.fields(Config)}:
+    if values and len(sections) == len(values) and not values.keys() & field_types().keys():
         if len(sections) > 1:
             raise UsageError(f"config file {path} holds settings for {len(sections)} environments "
                              f"({', '.join(map(str, sections))}); keep the one to train")
@@ -349,7 +350,7 @@ _CHOICES = {"device": ("cpu", "gpu"), "noise": NOISES, "algo": ALGOS, "engine": 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per Config field, named after it with dashes; unset flags stay out of the namespace."""
-    types_ = _field_types()
+    types_ = field_types()
     group = parser.add_argument_group("settings (every Config field; shown defaults are the tutorial preset's)")
     for f in dataclasses.fields(Config):
         kind = types_[f.name]

@@ -99,6 +99,7 @@ class Clip:
         self.every = every or DEFAULT_EVERY
         self._every_given = every is not None
         self.fps = 0.0  # frames per second of episode time; start() reads it from the env
+        self.frame_size = (0, 0)  # (width, height) of the kept frames; start() fits it to the env's renders
         self.frames: list[Image.Image] = []
 
     @property
@@ -127,7 +128,8 @@ class Clip:
                                  f"frames of {self.frame_ms:.0f} ms, which players slow to 100 ms; keep every "
                                  f"{fastest} or more, or record an .mp4")
             self.every = fastest
-        width, height = fitted_size(frame.shape[0], frame.shape[1], self.size, even=self.format == ".mp4")
+        self.frame_size = width, height = fitted_size(frame.shape[0], frame.shape[1], self.size,
+                                                      even=self.format == ".mp4")
         steps = env.spec.max_episode_steps if env.spec else None
         if steps:
             require_memory(episodes * math.ceil(steps / self.every) * width * height * 3,
@@ -135,17 +137,15 @@ class Clip:
 
     def add(self, frame: np.ndarray) -> None:
         """Keep one rendered frame, downscaled now: the full-size renders never pile up."""
-        width, height = fitted_size(frame.shape[0], frame.shape[1], self.size, even=self.format == ".mp4")
-        self.frames.append(Image.fromarray(frame).resize((width, height), Image.Resampling.LANCZOS))
+        self.frames.append(Image.fromarray(frame).resize(self.frame_size, Image.Resampling.LANCZOS))
 
-    def save(self) -> int:
-        """Write the clip (atomically: an interrupted save leaves no half file); returns its size in bytes."""
+    def save(self) -> None:
+        """Write the clip (atomically: an interrupted save leaves no half file)."""
         if not self.frames:
             raise UsageError(f"no frames to record in {self.path}: no episode ran")
-        data = gif_bytes(self.frames, self.frame_ms) if self.format == ".gif" else mp4_bytes(self.frames,
-                                                                                          1000 / self.frame_ms)
+        data = (gif_bytes(self.frames, self.frame_ms) if self.format == ".gif"
+                else mp4_bytes(self.frames, self.fps / self.every))
         atomic_write(self.path, lambda f: f.write(data))
-        return len(data)
 
 
 def check_writable(path: Path) -> None:

@@ -13,10 +13,9 @@ cluster's machines. Ray is imported here only, so `python -m paddle_ddpg.train` 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import dataclasses
-import io
+import functools
 import itertools
 import json
 import logging
@@ -52,19 +51,20 @@ from ray.tune.logger import JsonLoggerCallback  # noqa: E402
 from ray.tune.schedulers import ASHAScheduler  # noqa: E402
 from ray.tune.search import Repeater  # noqa: E402
 from ray.tune.search.optuna import OptunaSearch  # noqa: E402
-from visualdl import LogWriter  # noqa: E402
 
 from paddle_ddpg.config import (PRESETS, Config, Parser, UsageError, add_config_arguments, error_summary,  # noqa: E402
-                                 resolve_config)
+                                 field_types, resolve_config)
 from paddle_ddpg.device import usable_cpus  # noqa: E402
 from paddle_ddpg.env import make_env  # noqa: E402
-from paddle_ddpg.train import train  # noqa: E402
+from paddle_ddpg.files import SaveError, atomic_write  # noqa: E402
+from paddle_ddpg.logs import RunLog  # noqa: E402
+from paddle_ddpg.train import PLACE, train  # noqa: E402
 
 METRIC = "eval_return"  # what Tune, its scheduler and its searcher compare: the noise-free evaluation mean
 CONFIDENCE = 0.95
 SPEC_FILE = "sweep.json"  # the sweep's settings, beside Tune's state in the sweep directory, for --resume
 # Set by the sweep for every trial: where a run lives, and its seed (--seeds).
-SWEEP_OWNED = ("seed", "run_name", "logdir", "model_dir")
+SWEEP_OWNED = ("seed", *PLACE)
 # A bound on the rungs of ASHA's ladder, counted in evaluations; every run still ends by its own budget.
 ASHA_MAX_EVALS = 10**6
 VDL_METRICS = ["eval return", "episode reward"]  # the run's VisualDL tags the hyperparameter view compares
@@ -106,7 +106,7 @@ class Sweep:
 
     def trial_config(self, params: dict[str, Any], run_name: str) -> Config:
         return self.config().updated({**self.values_of(params), "seed": self.seed_of(params),
-                                      "run_name": run_name}, source="sweep").validate()
+                                      "run_name": run_name}, source="sweep")
 
     def hparams(self, params: dict[str, Any]) -> dict[str, Any]:
         """The trial's varied fields and seed as VisualDL's hyperparameter view takes them (str, int, float)."""
@@ -133,7 +133,7 @@ def decode(name: str, value: Any) -> Any:
 
 
 def _is_tuple_field(name: str) -> bool:
-    return typing.get_origin(typing.get_type_hints(Config)[name]) is tuple
+    return typing.get_origin(field_types()[name]) is tuple
 
 
 class _FieldParser(Parser):
@@ -159,15 +159,14 @@ def parse_value(name: str, text: str, option: str, base: Config) -> Any:
         base.updated({name: value}, source=option).validate()
     except UsageError as exc:
         raise UsageError(f"{option} {name}={text}: {exc}") from None
-    return list(value) if isinstance(value, tuple) else value
+    return value
 
 
 def _split_item(item: str, option: str) -> tuple[str, str]:
     name, sep, text = item.partition("=")
     if not sep or not name or not text:
         raise UsageError(f"{option} takes FIELD=VALUES, got {item!r}")
-    fields = {f.name for f in dataclasses.fields(Config)}
-    if name not in fields:
+    if name not in field_types():
         raise UsageError(f"{option}: unknown field {name!r} (the fields are the flags of python -m "
                          "paddle_ddpg.train --help, with underscores)")
     if name in SWEEP_OWNED:
@@ -200,7 +199,7 @@ def parse_grid(items: list[str], base: Config) -> dict[str, list[Any]]:
 def parse_space(items: list[str], base: Config) -> dict[str, dict[str, Any]]:
     """FIELD=LOW:HIGH[:log] (a number field, both ends included) or FIELD=V1,V2,... (choices)."""
     space: dict[str, dict[str, Any]] = {}
-    kinds = typing.get_type_hints(Config)
+    kinds = field_types()
     for item in items:
         name, text = _split_item(item, "--space")
         if name in space:
@@ -237,17 +236,12 @@ def param_space(sweep: Sweep) -> dict[str, Any]:
     return space
 
 
-class TrialNamer:
+def trial_name(sweep: Sweep, trial: Trial) -> str:
     """`<number>_<field>=<value>,...,seed=<seed>`: a trial's Tune name, directory and run name (so
     `visualdl --logdir <logdir>/<sweep>` labels each curve with its settings)."""
-
-    def __init__(self, sweep: Sweep) -> None:
-        self.sweep = sweep
-
-    def __call__(self, trial: Trial) -> str:
-        params = trial.config
-        shown = [f"{k}={_short(params[k])}" for k in self.sweep.varied] + [f"seed={self.sweep.seed_of(params)}"]
-        return f"{creation_number(trial):03d}_{','.join(shown)}".replace("/", "-")[:200]
+    params = trial.config
+    shown = [f"{k}={_short(params[k])}" for k in sweep.varied] + [f"seed={sweep.seed_of(params)}"]
+    return f"{creation_number(trial):03d}_{','.join(shown)}".replace("/", "-")[:200]
 
 
 def creation_number(trial: Trial) -> int:
@@ -275,16 +269,14 @@ def run_trial(params: dict[str, Any], sweep: Sweep) -> None:
     log_dir = Path(config.logdir) / config.run_name
     try:
         # overwrite: a trial that --resume restarts begins again from nothing, as Tune restarts it
-        summary = train(config, preset=sweep.preset, overwrite=True, on_eval=report)
+        summary = train(config, overwrite=True, on_eval=report)
     finally:
         # Into the run's own record after the run has closed it (also when the scheduler stopped it), since
         # VisualDL's hyperparameter view compares the metrics of the run directory holding the hparams.
-        records = sorted(log_dir.glob("vdlrecords.*.log"))
-        if records:
-            with contextlib.redirect_stdout(io.StringIO()):  # VisualDL announces the append on stdout
-                writer = LogWriter(logdir=str(log_dir), file_name=records[-1].name)
-            writer.add_hparams(sweep.hparams(params), VDL_METRICS)
-            writer.close()
+        if any(log_dir.glob("vdlrecords.*.log")):
+            log = RunLog(log_dir)
+            log.writer.add_hparams(sweep.hparams(params), VDL_METRICS)
+            log.close()
     tune.report({METRIC: summary["final_eval_mean"], "eval_std": summary["final_eval_std"],
                  "steps": summary["steps"], "episodes": summary["episodes"], "node_id": node, "finished": True,
                  "best_eval_mean": summary["best_eval_mean"], "wall_seconds": summary["wall_seconds"],
@@ -326,12 +318,12 @@ class Progress(tune.Callback):
     """A line on stdout as each trial ends (Tune's own reporting is off)."""
 
     def __init__(self, sweep: Sweep) -> None:
-        self.namer = TrialNamer(sweep)
+        self.sweep = sweep
         self.total = sweep.total_trials()
 
     def line(self, trials: list[Trial], trial: Trial, what: str) -> None:
         ended = sum(t.is_finished() for t in trials if t is not trial) + 1  # a resumed sweep's earlier ones too
-        print(f"[{ended}/{self.total}] {self.namer(trial)}: {what}", flush=True)
+        print(f"[{ended}/{self.total}] {trial_name(self.sweep, trial)}: {what}", flush=True)
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         last = trial.last_result or {}
@@ -359,7 +351,7 @@ def build_tuner(sweep: Sweep, sweep_dir: Path, restore: bool) -> tune.Tuner:
     if sweep.scheduler == "asha":
         scheduler = ASHAScheduler(time_attr="training_iteration", max_t=ASHA_MAX_EVALS,
                                   grace_period=sweep.grace_period, reduction_factor=sweep.reduction_factor)
-    namer = TrialNamer(sweep)
+    namer = functools.partial(trial_name, sweep)
     tune_config = tune.TuneConfig(metric=METRIC, mode="max", search_alg=search_alg, scheduler=scheduler,
                                   num_samples=sweep.total_trials() if sweep.space else 1,
                                   max_concurrent_trials=sweep.max_concurrent or None, reuse_actors=True,
@@ -378,7 +370,7 @@ def run_sweep(sweep: Sweep, sweep_dir: Path, address: str | None = None,
     try:
         if not restore:
             sweep_dir.mkdir(parents=True)
-            (sweep_dir / SPEC_FILE).write_text(json.dumps(dataclasses.asdict(sweep), indent=1) + "\n")
+            write_json(sweep_dir / SPEC_FILE, dataclasses.asdict(sweep))
         build_tuner(sweep, sweep_dir, restore).fit()
     finally:
         ray.shutdown()
@@ -392,7 +384,6 @@ def collect(sweep: Sweep, sweep_dir: Path) -> list[dict[str, Any]]:
     sweep was interrupted before it ended; --resume runs it).
     """
     analysis = tune.ExperimentAnalysis(str(sweep_dir))
-    namer = TrialNamer(sweep)
     rows = []
     for trial in sorted(analysis.trials, key=creation_number):
         frame = analysis.trial_dataframes.get(trial.trial_id)
@@ -409,7 +400,8 @@ def collect(sweep: Sweep, sweep_dir: Path) -> list[dict[str, Any]]:
                   else "STOPPED" if trial.status == "TERMINATED" else "UNFINISHED")
         error = trial.get_error() if status == "ERROR" else None
         rows.append({
-            "trial": namer(trial), **{name: encode(name, v) for name, v in sweep.values_of(trial.config).items()},
+            "trial": trial_name(sweep, trial),
+            **{name: encode(name, v) for name, v in sweep.values_of(trial.config).items()},
             "seed": sweep.seed_of(trial.config), "status": status,
             "final_eval": last[METRIC] if done else None,
             "best_eval": last["best_eval_mean"] if done else max((e["mean"] for e in evals), default=None),
@@ -441,12 +433,12 @@ def t_quantile(p: float, df: int) -> float:
     return (low + high) / 2
 
 
-def t_half_width(values: Sequence[float] | np.ndarray, axis: int = 0) -> Any:
+def t_half_width(values: Sequence[float] | np.ndarray) -> Any:
     """Half the width of the CONFIDENCE Student-t interval of the mean, t * s / sqrt(n). A t-interval rather
     than a bootstrap: with 3 to 10 seeds a percentile bootstrap is too narrow."""
     values = np.asarray(values, dtype=float)
-    n = values.shape[axis]
-    return t_quantile((1 + CONFIDENCE) / 2, n - 1) * values.std(axis=axis, ddof=1) / math.sqrt(n)
+    n = values.shape[0]
+    return t_quantile((1 + CONFIDENCE) / 2, n - 1) * values.std(axis=0, ddof=1) / math.sqrt(n)
 
 
 def mean_band(curves: Sequence[tuple[Sequence[int], Sequence[float]]]) -> dict[str, list[float]]:
@@ -463,14 +455,19 @@ def mean_band(curves: Sequence[tuple[Sequence[int], Sequence[float]]]) -> dict[s
     return {"steps": steps, "mean": mean.tolist(), "low": (mean - half).tolist(), "high": (mean + half).tolist()}
 
 
-def summarize(sweep: Sweep, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per configuration, over its seeds: the mean, std and t-interval of the final evaluations of the
-    trials that trained to the end."""
+def by_config(sweep: Sweep, rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The rows grouped by configuration (the varied fields' values), in the order they first appear."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(json.dumps([row[k] for k in sweep.varied]), []).append(row)
+    return list(groups.values())
+
+
+def summarize(sweep: Sweep, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per configuration, over its seeds: the mean, std and t-interval of the final evaluations of the
+    trials that trained to the end."""
     out = []
-    for group in groups.values():
+    for group in by_config(sweep, rows):
         finals = [r["final_eval"] for r in group if r["status"] == "DONE"]
         n = len(finals)
         half = float(t_half_width(finals)) if n > 1 else None
@@ -513,11 +510,9 @@ def plot(sweep: Sweep, rows: list[dict[str, Any]], summaries: list[dict[str, Any
 
     fig = Figure(figsize=(8, 5))  # matplotlib's object API: no pyplot state, no GUI backend
     ax = fig.subplots()
-    colors = [f"C{i}" for i in range(10)]
-    for i, summary in enumerate(summaries):
-        color = colors[i % len(colors)]
-        curves = [([e["steps"] for e in r["evals"]], [e["mean"] for e in r["evals"]]) for r in rows
-                  if r["evals"] and all(r[k] == v for k, v in summary["config"].items())]
+    for i, (summary, group) in enumerate(zip(summaries, by_config(sweep, rows))):
+        color = f"C{i % 10}"
+        curves = [([e["steps"] for e in r["evals"]], [e["mean"] for e in r["evals"]]) for r in group if r["evals"]]
         if not curves:
             continue
         for steps, means in curves:
@@ -535,6 +530,11 @@ def plot(sweep: Sweep, rows: list[dict[str, Any]], summaries: list[dict[str, Any
     fig.savefig(path, dpi=100)
 
 
+def write_json(path: Path, value: Any) -> None:
+    """Atomically: a sweep cut short while writing keeps the previous file, which --resume reads."""
+    atomic_write(path, lambda f: f.write((json.dumps(value, indent=1) + "\n").encode()))
+
+
 def write_results(sweep: Sweep, sweep_dir: Path, rows: list[dict[str, Any]], summaries: list[dict[str, Any]],
                   interrupted: bool) -> dict[str, Any]:
     """results.json, results.csv and curves.png in the sweep directory; returns the line main prints last."""
@@ -545,7 +545,7 @@ def write_results(sweep: Sweep, sweep_dir: Path, rows: list[dict[str, Any]], sum
     record = {**outcome, "interrupted": interrupted, "command": sweep.command, "preset": sweep.preset,
               "seeds": sweep.seeds, "grid": sweep.grid, "space": sweep.space, "scheduler": sweep.scheduler or None,
               "base_config": sweep.base, "configurations": summaries, "trial_results": rows}
-    (sweep_dir / "results.json").write_text(json.dumps(record, indent=1) + "\n")
+    write_json(sweep_dir / "results.json", record)
     columns = ["trial", *sweep.varied, "seed", "status", "final_eval", "best_eval", "steps", "wall_seconds",
                "node_id", "error"]
     with open(sweep_dir / "results.csv", "w", newline="") as f:
@@ -575,8 +575,9 @@ def plan(args: argparse.Namespace, argv: list[str]) -> tuple[Sweep, Path]:
     for option, value in (("--cpus-per-trial", args.cpus_per_trial), ("--grace-period", args.grace_period)):
         if value < 1:
             raise UsageError(f"{option} must be >= 1, got {value}")
-    if args.address is None and args.cpus_per_trial > usable_cpus():
-        raise UsageError(f"--cpus-per-trial {args.cpus_per_trial}: this machine has {usable_cpus()} CPUs for the "
+    cpus = usable_cpus()
+    if args.address is None and args.cpus_per_trial > cpus:
+        raise UsageError(f"--cpus-per-trial {args.cpus_per_trial}: this machine has {cpus} CPUs for the "
                          "sweep's Ray")
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise UsageError(f"--max-concurrent must be >= 1, got {args.max_concurrent}")
@@ -681,19 +682,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = run_sweep(sweep, sweep_dir, args.address, restore=bool(args.resume))
     except UsageError as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    except SaveError as exc:
+        parser.exit(1, f"{parser.prog}: error: {exc}\n")
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted", file=sys.stderr)
         return 130
     # Tune ends the sweep on Ctrl-C with the trials it had not yet begun left out, or UNFINISHED.
-    ended = sum(r["status"] != "UNFINISHED" for r in rows)
-    interrupted = ended < sweep.total_trials()
+    ended, total = sum(r["status"] != "UNFINISHED" for r in rows), sweep.total_trials()
+    interrupted = ended < total
     summaries = summarize(sweep, rows)
-    outcome = write_results(sweep, sweep_dir, rows, summaries, interrupted)
+    try:
+        outcome = write_results(sweep, sweep_dir, rows, summaries, interrupted)
+    except SaveError as exc:
+        parser.exit(1, f"{parser.prog}: error: {exc}\n")
     print(f"\n{trial_table(sweep, rows)}\n\n{config_table(sweep, summaries)}")
     print(f"\nresults, per-trial CSV and learning curves in {sweep_dir}")
     print(json.dumps(outcome), flush=True)
     if interrupted:
-        print(f"interrupted: {ended} of {sweep.total_trials()} trials ended. Continue with:\n  python -m "
+        print(f"interrupted: {ended} of {total} trials ended. Continue with:\n  python -m "
               f"paddle_ddpg.sweep --resume {shlex.quote(str(sweep_dir))}", file=sys.stderr)
         return 130
     return 1 if any(r["status"] == "ERROR" for r in rows) else 0

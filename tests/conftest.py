@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -51,10 +52,19 @@ def cli_env() -> dict[str, str]:
     return {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
-def run_cli(module: str, *args: str, cwd: Path, timeout: float = CLI_TIMEOUT) -> subprocess.CompletedProcess[str]:
-    """`python -m paddle_ddpg.<module> args...` in `cwd`, output captured as text."""
-    return subprocess.run([sys.executable, "-m", f"paddle_ddpg.{module}", *args], cwd=cwd, env=cli_env(),
+def run_cli(module: str, *args: str, cwd: Path, env: dict[str, str] | None = None,
+            timeout: float = CLI_TIMEOUT) -> subprocess.CompletedProcess[str]:
+    """`python -m paddle_ddpg.<module> args...` in `cwd` (with `env`, default `cli_env()`), output captured as
+    text."""
+    return subprocess.run([sys.executable, "-m", f"paddle_ddpg.{module}", *args], cwd=cwd, env=env or cli_env(),
                           capture_output=True, text=True, timeout=timeout)
+
+
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens at now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def last_json(stdout: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import TrainedRun, run_cli
+from conftest import TrainedRun, last_json, run_cli
 from paddle_ddpg import Config, Policy, UsageError, load_policy
 from paddle_ddpg.env import make_env
 from paddle_ddpg.evaluate import evaluate
@@ -108,7 +108,7 @@ def test_evaluate_cli_runs_what_load_policy_gives(base_run: TrainedRun, policies
     env = policy.make_env()
     expected = evaluate(policy.predict, env, 3, 4)
     env.close()
-    assert json.loads(result.stdout.splitlines()[-1])["returns"] == [round(float(r), 3) for r in expected]
+    assert last_json(result.stdout)["returns"] == [round(float(r), 3) for r in expected]
 
 
 @pytest.mark.parametrize("kind", KINDS)

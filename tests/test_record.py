@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
-from conftest import CLI_TIMEOUT, TrainedRun, assert_usage_error, cli_env, last_json, run_cli
+from conftest import TrainedRun, assert_usage_error, cli_env, last_json, run_cli
 from paddle_ddpg.config import UsageError
 from paddle_ddpg.env import EVAL_STREAM, episode_seed, make_env
 from paddle_ddpg.evaluate import evaluate
@@ -49,9 +48,8 @@ def recorded(base_run: TrainedRun, tmp_path_factory: pytest.TempPathFactory) -> 
     # As on a server: no display and no desktop session, where a renderer looking for a screen complains.
     headless = {k: v for k, v in cli_env().items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "XDG_RUNTIME_DIR",
                                                                    "SDL_VIDEODRIVER")}
-    result = subprocess.run([sys.executable, "-m", "paddle_ddpg.evaluate", "--checkpoint", str(base_run.run_dir),
-                             "--episodes", "2", "--record", str(out)], cwd=base_run.root, env=headless,
-                            capture_output=True, text=True, timeout=CLI_TIMEOUT)
+    result = run_cli("evaluate", "--checkpoint", str(base_run.run_dir), "--episodes", "2", "--record", str(out),
+                     cwd=base_run.root, env=headless)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""  # nothing but the clip: no renderer's complaint about a missing display
     return out, last_json(result.stdout)
@@ -99,7 +97,7 @@ def test_recorded_mp4(base_run: TrainedRun, tmp_path: Path) -> None:
                      "--record-size", "121", cwd=base_run.root)
     assert result.returncode == 0, result.stderr
     reader = imageio_ffmpeg.read_frames(str(out))
-    meta = reader.__next__()
+    meta = next(reader)
     assert meta["codec"] == "h264" and meta["fps"] == 10.0 and meta["size"] == (120, 120)
     decoded = [np.frombuffer(f, np.uint8).reshape(120, 120, 3) for f in reader]
     assert len(decoded) == 2 * STEPS // 2
@@ -151,8 +149,7 @@ def test_mp4_without_its_writer_is_one_line(base_copy: TrainedRun, tmp_path: Pat
     (tmp_path / "blocked").mkdir()
     (tmp_path / "blocked" / "imageio_ffmpeg.py").write_text("raise ImportError('not installed')\n")
     env = {**cli_env(), "PYTHONPATH": os.pathsep.join([str(tmp_path / "blocked"), *sys.path])}
-    result = subprocess.run([sys.executable, "-m", "paddle_ddpg.evaluate", "--checkpoint", "model/base", "--record",
-                             "out.mp4"], cwd=base_copy.root, env=env, capture_output=True, text=True, timeout=180)
+    result = run_cli("evaluate", "--checkpoint", "model/base", "--record", "out.mp4", cwd=base_copy.root, env=env)
     assert_usage_error(result, "recording .mp4 needs imageio-ffmpeg", "paddle_ddpg[record]")
     assert not (base_copy.root / "out.mp4").exists()
 
@@ -161,8 +158,7 @@ def test_render_without_a_display_is_one_line(base_copy: TrainedRun) -> None:
     """--render needs a window; with no DISPLAY or WAYLAND_DISPLAY it says so instead of failing in the renderer.
     It cannot be combined with --record."""
     env = {k: v for k, v in cli_env().items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    result = subprocess.run([sys.executable, "-m", "paddle_ddpg.evaluate", "--checkpoint", "model/base", "--render"],
-                            cwd=base_copy.root, env=env, capture_output=True, text=True, timeout=180)
+    result = run_cli("evaluate", "--checkpoint", "model/base", "--render", cwd=base_copy.root, env=env)
     assert_usage_error(result, "--render needs a display", "--record out.gif")
     both = run_cli("evaluate", "--checkpoint", "model/base", "--render", "--record", "out.gif", cwd=base_copy.root)
     assert_usage_error(both, "--render and --record cannot be combined")

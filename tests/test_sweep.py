@@ -10,7 +10,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,8 @@ import pytest
 from visualdl import LogReader
 from visualdl.server import lib as visualdl_lib
 
-from conftest import CLI_TIMEOUT, TINY, cli_env, epoch_rewards, error_lines, last_json, record_file, run_cli, scalars
+from conftest import (CLI_TIMEOUT, TINY, cli_env, epoch_rewards, error_lines, free_port, last_json, record_file,
+                      run_cli, scalars)
 from paddle_ddpg import sweep
 
 SMALL = [*TINY, "--eval-interval", "1", "--actor-hidden", "16", "16", "--critic-hidden", "16", "16"]
@@ -54,9 +54,7 @@ class Finished:
 
 
 def run_sweep_cli(root: Path, *args: str, env: dict[str, str] | None = None) -> Finished:
-    result = subprocess.run([sys.executable, "-m", "paddle_ddpg.sweep", *args], cwd=root, env=env or cli_env(),
-                            capture_output=True, text=True, timeout=CLI_TIMEOUT)
-    return Finished(root, result)
+    return Finished(root, run_cli("sweep", *args, cwd=root, env=env))
 
 
 def file_hashes(*dirs: Path) -> dict[str, str]:
@@ -218,12 +216,6 @@ def test_ctrl_c_keeps_the_finished_trials_and_resume_runs_only_the_rest(tmp_path
     for trial in resumed.trials:  # a restarted trial's curve is its new run's alone
         assert [e["steps"] for e in trial["evals"]] == [50 * (i + 1) for i in range(trial["episodes"])]
     assert set(table_rows(resumed.result.stdout)) == {t["trial"].partition("_")[0] for t in resumed.trials}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def stop_node(temp_dir: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -13,15 +12,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from conftest import TINY, cli_env, last_json, record_file, run_cli, scalars
+from conftest import TINY, cli_env, free_port, last_json, record_file, run_cli, scalars
 
 STARTUP_TIMEOUT = 60  # seconds for the server to answer its first request
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _get(url: str) -> Any:
@@ -56,7 +49,7 @@ def test_visualdl_server_shows_the_logged_scalars(tmp_path: Path) -> None:
 
     visualdl = Path(sys.executable).parent / "visualdl"
     assert visualdl.is_file(), f"{visualdl} missing: the visualdl package installs this script"
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen([str(visualdl), "--logdir", "logs", "--host", "127.0.0.1", "--port", str(port)],
                               cwd=tmp_path, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
