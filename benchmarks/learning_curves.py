@@ -37,10 +37,11 @@ import matplotlib
 import numpy as np
 import paddle
 
-from paddle_ddpg.config import PRESETS, Config, Parser, UsageError
+from paddle_ddpg.cli import Parser
+from paddle_ddpg.config import PRESETS, Config, UsageError
 from paddle_ddpg.device import cpu_threads, usable_cpus
 from paddle_ddpg.env import EVAL_STREAM, episode_seed, make_env
-from paddle_ddpg.evaluate import evaluate
+from paddle_ddpg.env import evaluate
 from paddle_ddpg.policy import load_policy
 from paddle_ddpg.sweep import CONFIDENCE, Sweep, mean_band, run_sweep
 

@@ -1,25 +1,32 @@
-"""paddle_ddpg: the AI Studio DDPG tutorial as a PaddlePaddle package."""
+"""paddle_ddpg: the AI Studio DDPG tutorial as a PaddlePaddle package.
 
-import os
-import warnings
+Importing the package changes nothing in the process and loads no Paddle: each name below is imported from
+its module when first used. The programs (`python -m paddle_ddpg.train`, ...) set the process up themselves
+(`device.prepare_process`).
+"""
 
-from paddle_ddpg.device import use_mkl_avx2_on_amd
+from __future__ import annotations
 
-use_mkl_avx2_on_amd()
-# Paddle's C++ side logs informational lines and warnings on stderr (running an exported program, tracing one
-# for export), which would bury the one-line errors the CLIs promise; its errors still show.
-os.environ.setdefault("GLOG_minloglevel", "2")
-# Paddle warns about a C++ extension cache on every import; nothing here builds extensions, and the noise
-# would bury the one-line errors the CLIs promise.
-warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
+import importlib
+from typing import Any
 
-from paddle_ddpg.agent import DDPG, soft_update, td_target  # noqa: E402
-from paddle_ddpg.config import PRESETS, Config, UsageError  # noqa: E402
-from paddle_ddpg.memory import Batch, Memory  # noqa: E402
-from paddle_ddpg.networks import Actor, Critic  # noqa: E402
-from paddle_ddpg.noise import GaussianNoise, OrnsteinUhlenbeckNoise, decay_epsilon  # noqa: E402
-from paddle_ddpg.policy import Policy, load_policy  # noqa: E402
+_HOMES = {
+    "DDPG": "agent", "soft_update": "agent", "td_target": "agent",
+    "PRESETS": "config", "Config": "config", "UsageError": "config",
+    "Batch": "memory", "Memory": "memory",
+    "Actor": "networks", "Critic": "networks",
+    "GaussianNoise": "noise", "OrnsteinUhlenbeckNoise": "noise", "decay_epsilon": "noise",
+    "Policy": "policy", "load_policy": "policy",
+}
+__all__ = sorted(_HOMES)
+__version__ = "0.3.0"
 
-__all__ = ["Actor", "Batch", "Config", "Critic", "DDPG", "GaussianNoise", "Memory", "OrnsteinUhlenbeckNoise",
-           "PRESETS", "Policy", "UsageError", "decay_epsilon", "load_policy", "soft_update", "td_target"]
-__version__ = "0.2.0"
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'paddle_ddpg' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"paddle_ddpg.{_HOMES[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOMES])

@@ -1,21 +1,27 @@
-"""Where Paddle computes: the device, the number of CPU threads, and MKL's fast path on AMD processors."""
+"""Where Paddle computes: the device, the number of CPU threads, the memory a run may take, and the
+settings a program makes for its process as it starts."""
 
 from __future__ import annotations
 
 import os
-import sys
+import warnings
 
 from paddle_ddpg.config import UsageError
 
 
-def use_mkl_avx2_on_amd() -> None:
-    """Paddle's CPU matrix products run on Intel MKL, which takes a slow generic path on AMD processors;
-    MKL_DEBUG_CPU_TYPE=5 selects its AVX2 kernels (benchmarks/README.md has the difference).
+def prepare_process() -> None:
+    """Settings a program (`python -m paddle_ddpg.train` and the others) makes for its own process as it
+    starts, before Paddle loads; importing the package makes none. Each keeps a value the user set.
 
-    It must be set before Paddle loads MKL, so it only applies when paddle_ddpg is imported before paddle,
-    and it never overrides a value the user set.
+    - Paddle's CPU matrix products run on Intel MKL, which takes a slow generic path on AMD processors;
+      MKL_DEBUG_CPU_TYPE=5 selects its AVX2 kernels (benchmarks/README.md has the difference).
+    - Paddle's C++ side logs informational lines and warnings on stderr (running an exported program,
+      tracing one for export), which would bury the one-line errors the programs promise; its errors show.
+    - Paddle warns about a C++ extension cache on every import; nothing here builds extensions.
     """
-    if "MKL_DEBUG_CPU_TYPE" in os.environ or "paddle" in sys.modules:
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
+    if "MKL_DEBUG_CPU_TYPE" in os.environ:
         return
     try:
         with open("/proc/cpuinfo") as f:

@@ -1,9 +1,11 @@
-"""Making gymnasium environments, refusing the ones DDPG cannot drive with a sentence instead of a traceback."""
+"""Making gymnasium environments (refusing the ones DDPG cannot drive with a sentence instead of a traceback),
+seeding their episodes, and the noise-free evaluation of a policy."""
 
 from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Callable
 
 import gymnasium as gym
 import numpy as np
@@ -59,3 +61,33 @@ def episode_seed(seed: int, stream: int, index: int) -> int:
     """Reset seed of episode `index` of a stream: independent of how many episodes ran before, so a resumed
     run resets exactly as an uninterrupted one, and every evaluation sees the same starting states."""
     return int(np.random.SeedSequence([seed, stream, index]).generate_state(1)[0])
+
+
+def evaluate(policy: Callable[[np.ndarray], np.ndarray], env: gym.Env, episodes: int, seed: int,
+             should_stop: Callable[[], bool] = lambda: False,
+             on_frame: Callable[[np.ndarray], None] | None = None, frame_every: int = 1,
+             on_episode: Callable[[float], None] | None = None) -> np.ndarray:
+    """Returns of `episodes` noise-free episodes of `policy` (observation -> action); episode i always starts
+    from the same seeded state.
+
+    `on_frame` receives `env.render()` of every `frame_every`-th state of each episode that an action is taken
+    in, from the seeded reset on (make the env with render_mode="rgb_array"): an episode of T steps makes T
+    frames, T steps of time. `on_episode` receives each finished episode's return.
+    """
+    returns = []
+    for i in range(episodes):
+        state, _ = env.reset(seed=episode_seed(seed, EVAL_STREAM, i))
+        total, done, step = 0.0, False, 0
+        while not done and not should_stop():
+            if on_frame is not None and step % frame_every == 0:
+                on_frame(env.render())
+            state, reward, terminated, truncated, _ = env.step(policy(state))
+            total += float(reward)
+            done = terminated or truncated
+            step += 1
+        if not done:
+            break
+        returns.append(total)
+        if on_episode is not None:
+            on_episode(total)
+    return np.asarray(returns)

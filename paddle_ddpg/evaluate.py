@@ -7,52 +7,26 @@ out.gif` writes them to a clip (paddle_ddpg.record).
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # a program starting: its process settings go in before Paddle loads
+    from paddle_ddpg.device import prepare_process
+
+    prepare_process()
+
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-import gymnasium as gym
-import numpy as np
 
 from paddle_ddpg.checkpoint import CHECKPOINT_NAME
-from paddle_ddpg.config import Config, Parser, UsageError
+from paddle_ddpg.cli import Parser
+from paddle_ddpg.config import Config, UsageError
 from paddle_ddpg.device import set_device
-from paddle_ddpg.env import EVAL_STREAM, episode_seed
+from paddle_ddpg.env import evaluate
 from paddle_ddpg.files import SaveError
 from paddle_ddpg.policy import load_policy
 from paddle_ddpg.progress import EvaluationProgress, wanted
 from paddle_ddpg.record import DEFAULT_EVERY, DEFAULT_SIZE, Clip, require_display
-
-
-def evaluate(policy: Callable[[np.ndarray], np.ndarray], env: gym.Env, episodes: int, seed: int,
-             should_stop: Callable[[], bool] = lambda: False,
-             on_frame: Callable[[np.ndarray], None] | None = None, frame_every: int = 1,
-             on_episode: Callable[[float], None] | None = None) -> np.ndarray:
-    """Returns of `episodes` noise-free episodes of `policy` (observation -> action); episode i always starts
-    from the same seeded state.
-
-    `on_frame` receives `env.render()` of every `frame_every`-th state of each episode that an action is taken
-    in, from the seeded reset on (make the env with render_mode="rgb_array"): an episode of T steps makes T
-    frames, T steps of time. `on_episode` receives each finished episode's return.
-    """
-    returns = []
-    for i in range(episodes):
-        state, _ = env.reset(seed=episode_seed(seed, EVAL_STREAM, i))
-        total, done, step = 0.0, False, 0
-        while not done and not should_stop():
-            if on_frame is not None and step % frame_every == 0:
-                on_frame(env.render())
-            state, reward, terminated, truncated, _ = env.step(policy(state))
-            total += float(reward)
-            done = terminated or truncated
-            step += 1
-        if not done:
-            break
-        returns.append(total)
-        if on_episode is not None:
-            on_episode(total)
-    return np.asarray(returns)
 
 
 def build_parser() -> argparse.ArgumentParser:

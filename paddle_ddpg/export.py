@@ -11,6 +11,11 @@ into place, and a failure on the way puts back what was there before.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # a program starting: its process settings go in before Paddle loads
+    from paddle_ddpg.device import prepare_process
+
+    prepare_process()
+
 import argparse
 import json
 import os
@@ -21,7 +26,8 @@ from pathlib import Path
 
 import paddle
 
-from paddle_ddpg.config import Parser, UsageError, error_summary
+from paddle_ddpg.cli import Parser
+from paddle_ddpg.config import UsageError, error_summary
 from paddle_ddpg.files import fsync_directory, remove_stale_temporaries, temporary
 from paddle_ddpg.networks import Actor
 from paddle_ddpg.policy import (EXPORT_FORMAT, META_SUFFIX, PARAMS_SUFFIX, PROGRAM_SUFFIX, exported_prefix,

@@ -19,7 +19,8 @@ import numpy as np
 import paddle
 
 from paddle_ddpg import checkpoint
-from paddle_ddpg.config import Config, UsageError, error_summary, load_config_file
+from paddle_ddpg.cli import load_config_file
+from paddle_ddpg.config import Config, UsageError, error_summary
 from paddle_ddpg.env import make_env
 from paddle_ddpg.networks import Actor
 

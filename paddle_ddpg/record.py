@@ -21,6 +21,7 @@ from PIL import Image
 
 from paddle_ddpg.config import UsageError, error_summary
 from paddle_ddpg.device import require_memory
+from paddle_ddpg.env import evaluate
 from paddle_ddpg.files import atomic_write, temporary
 from paddle_ddpg.policy import Policy
 
@@ -201,8 +202,6 @@ def record_episodes(policy: Policy, path: str | Path, episodes: int = 1, seed: i
                     every: int | None = None) -> np.ndarray:
     """Write `episodes` noise-free episodes of `policy` to `path` (.gif or .mp4) and return their returns:
     the episodes `evaluate` runs with the same `seed`, on the env the policy was trained on."""
-    from paddle_ddpg.evaluate import evaluate  # here, not above: evaluate's CLI imports this module
-
     clip = Clip(path, size, every)
     env = policy.make_env(render_mode="rgb_array")
     try:

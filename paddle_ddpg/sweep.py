@@ -12,6 +12,11 @@ cluster's machines. Ray is imported here only, so `python -m paddle_ddpg.train` 
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # a program starting: its process settings go in before Paddle loads
+    from paddle_ddpg.device import prepare_process
+
+    prepare_process()
+
 import argparse
 import csv
 import dataclasses
@@ -52,8 +57,8 @@ from ray.tune.schedulers import ASHAScheduler  # noqa: E402
 from ray.tune.search import Repeater  # noqa: E402
 from ray.tune.search.optuna import OptunaSearch  # noqa: E402
 
-from paddle_ddpg.config import (PRESETS, Config, Parser, UsageError, add_config_arguments, error_summary,  # noqa: E402
-                                 field_types, resolve_config)
+from paddle_ddpg.cli import Parser, add_config_arguments, resolve_config  # noqa: E402
+from paddle_ddpg.config import PRESETS, Config, UsageError, error_summary, field_types  # noqa: E402
 from paddle_ddpg.device import usable_cpus  # noqa: E402
 from paddle_ddpg.env import make_env  # noqa: E402
 from paddle_ddpg.files import SaveError, atomic_write  # noqa: E402

@@ -7,6 +7,11 @@ print the tutorial's progress line, evaluate without noise now and then, and che
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # a program starting: its process settings go in before Paddle loads
+    from paddle_ddpg.device import prepare_process
+
+    prepare_process()
+
 import argparse
 import contextlib
 import dataclasses
@@ -29,10 +34,11 @@ from paddle_ddpg import fast, rundir
 from paddle_ddpg.agent import DDPG
 from paddle_ddpg.checkpoint import (CHECKPOINT_NAME, load_checkpoint, resolve_checkpoint, save_checkpoint,
                                     save_state_dict)
-from paddle_ddpg.config import PRESETS, Config, Parser, UsageError, add_config_arguments, resolve_config
+from paddle_ddpg.cli import Parser, add_config_arguments, resolve_config
+from paddle_ddpg.config import PRESETS, Config, UsageError
 from paddle_ddpg.device import require_memory, set_device
 from paddle_ddpg.env import TRAIN_STREAM, episode_seed, make_env
-from paddle_ddpg.evaluate import evaluate
+from paddle_ddpg.env import evaluate
 from paddle_ddpg.files import SaveError, atomic_write
 from paddle_ddpg.logs import RunLog
 from paddle_ddpg.memory import Memory

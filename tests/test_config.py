@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from conftest import assert_usage_error, run_cli
-from paddle_ddpg.config import CONFIG_FILE_LIMIT, PRESETS, Config, UsageError, resolve_config
+from paddle_ddpg.cli import CONFIG_FILE_LIMIT, resolve_config
+from paddle_ddpg.config import PRESETS, Config, UsageError
 from paddle_ddpg.env import make_env
 from paddle_ddpg.train import build_parser
 

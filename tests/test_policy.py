@@ -13,7 +13,7 @@ import pytest
 from conftest import TrainedRun, last_json, run_cli
 from paddle_ddpg import Config, Policy, UsageError, load_policy
 from paddle_ddpg.env import make_env
-from paddle_ddpg.evaluate import evaluate
+from paddle_ddpg.env import evaluate
 
 # What each kind of file is, relative to the shared run's root: the final actor of model/base, saved five ways.
 KINDS = ["run directory", "checkpoint", "snapshot", "tutorial .para", "export prefix", "export program"]

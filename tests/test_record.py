@@ -15,7 +15,7 @@ from PIL import Image, ImageSequence
 from conftest import TrainedRun, assert_usage_error, cli_env, last_json, run_cli
 from paddle_ddpg.config import UsageError
 from paddle_ddpg.env import EVAL_STREAM, episode_seed, make_env
-from paddle_ddpg.evaluate import evaluate
+from paddle_ddpg.env import evaluate
 from paddle_ddpg.policy import Policy, load_policy
 from paddle_ddpg.record import Clip, gif_bytes, record_episodes
 

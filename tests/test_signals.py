@@ -22,7 +22,7 @@ from conftest import cli_env, epoch_rewards, last_json, record_file, run_cli, sc
 from paddle_ddpg import train as train_module
 from paddle_ddpg.checkpoint import load_checkpoint
 from paddle_ddpg.config import Config
-from paddle_ddpg.evaluate import evaluate
+from paddle_ddpg.env import evaluate
 from paddle_ddpg.train import StopRequest
 
 LONG = ["--episodes", "30", "--max-episode-steps", "200", "--learning-starts", "64", "--batch-size", "16",
