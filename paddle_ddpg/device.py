@@ -52,16 +52,14 @@ def usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def set_device(device: str, threads: int = 0, batch_size: int = 1) -> None:
-    """Select the device and the number of threads of Paddle's CPU kernels (`cpu_threads`)."""
-    import paddle  # imported here: this module runs before Paddle loads, for `use_mkl_avx2_on_amd`
-
-    from paddle_ddpg import fast
+def set_device(device: str) -> None:
+    """Select the device Paddle computes on. The number of CPU threads is set by a private call, so the
+    programs ask the fast engine for it: `fast.set_cpu_threads(cpu_threads(threads, batch_size))`."""
+    import paddle  # imported here, not above: `prepare_process` in this module must run before Paddle loads
 
     if device == "gpu" and not paddle.device.is_compiled_with_cuda():
         raise UsageError("--device gpu needs a CUDA build of paddlepaddle (paddlepaddle-gpu); this one is CPU-only")
     paddle.set_device(device)
-    fast.set_cpu_threads(cpu_threads(threads, batch_size))
 
 
 def available_memory() -> int | None:

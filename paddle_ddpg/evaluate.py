@@ -18,10 +18,11 @@ import sys
 from collections.abc import Sequence
 
 
+from paddle_ddpg import fast
 from paddle_ddpg.checkpoint import CHECKPOINT_NAME
 from paddle_ddpg.cli import Parser
 from paddle_ddpg.config import Config, UsageError
-from paddle_ddpg.device import set_device
+from paddle_ddpg.device import cpu_threads, set_device
 from paddle_ddpg.env import evaluate
 from paddle_ddpg.files import SaveError
 from paddle_ddpg.policy import load_policy
@@ -66,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.render:
             require_display()
         set_device(args.device)
+        fast.set_cpu_threads(cpu_threads())  # one state at a time
         policy = load_policy(args.checkpoint, args.env)
         env = policy.make_env(render_mode="rgb_array" if clip else "human" if args.render else None)
         if clip is not None:

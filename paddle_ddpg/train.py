@@ -36,7 +36,7 @@ from paddle_ddpg.checkpoint import (CHECKPOINT_NAME, load_checkpoint, resolve_ch
                                     save_state_dict)
 from paddle_ddpg.cli import Parser, add_config_arguments, resolve_config
 from paddle_ddpg.config import PRESETS, Config, UsageError
-from paddle_ddpg.device import require_memory, set_device
+from paddle_ddpg.device import cpu_threads, require_memory, set_device
 from paddle_ddpg.env import TRAIN_STREAM, episode_seed, make_env
 from paddle_ddpg.env import evaluate
 from paddle_ddpg.files import SaveError, atomic_write
@@ -365,7 +365,8 @@ def train(config: Config, preset: str = "tutorial", resume: dict[str, Any] | Non
         label = preset if preset != config.env else config.algo  # env presets are named after their env
         env = config.env.replace("/", "-")  # namespaced ids such as phys2d/Pendulum-v0
         config = dataclasses.replace(config, run_name=f"{env}_{label}_s{config.seed}_{stamp}")
-    set_device(config.device, config.threads, config.batch_size)
+    set_device(config.device)
+    fast.set_cpu_threads(cpu_threads(config.threads, config.batch_size))
     run_dir, log_dir = rundir.run_paths(config, resume)
     # Checks the env and the checkpoint before anything is written.
     trainer = Trainer(config, run_dir, log_dir, resume=resume, on_eval=on_eval)
