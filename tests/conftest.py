@@ -1,12 +1,15 @@
-"""Shared helpers for the end-to-end tests: running the CLIs as real processes and reading what they leave.
+"""Shared helpers for the end-to-end tests: calling the programs' `main(argv)` in this process (a real
+interpreter only where the process is the point) and reading what they leave.
 
-The CLI tests train for a few hundred steps at most (tiny episodes, learning after 64 transitions), so one
-run costs about as much as starting Python and importing Paddle.
+The end-to-end tests train for a few hundred steps at most (tiny episodes, learning after 64 transitions).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib
+import io
 import json
 import os
 import re
@@ -14,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,14 +26,22 @@ import numpy as np
 import pytest
 from visualdl import LogReader
 
+from paddle_ddpg.device import prepare_process
 from paddle_ddpg.memory import Batch
 
-# A short training run: 3 episodes of 50 steps, learning from step 65 on, every episode logged and
-# checkpointed. Tests add --run-name, --seed, --eval-interval as they need.
+# The programs' main() runs in this process, which is set up as a program sets up its own, before Paddle loads
+# (nothing imported above loads it).
+prepare_process()
+
+# A short training run: 3 episodes of 50 steps, learning from step 65 on (in episode 1), every episode logged
+# and checkpointed. Tests add --run-name, --seed, --eval-interval as they need.
 TINY = ["--episodes", "3", "--max-episode-steps", "50", "--learning-starts", "64", "--batch-size", "16",
         "--eval-interval", "0", "--eval-episodes", "2", "--log-interval", "1"]
 
-CLI_TIMEOUT = 180  # seconds; a tiny run takes a few seconds, this only guards against a hang
+CLI_TIMEOUT = 180  # seconds; a real process of a tiny run takes a few seconds, this only guards against a hang
+
+# The programs whose main() runs in this process; the sweep starts Ray, so it keeps a process of its own.
+IN_PROCESS = ("train", "evaluate", "export")
 
 _WARNING_LINE = re.compile(r"^\S.*:\d+: \w*Warning: ")
 _EPOCH_LINE = re.compile(r"^Epoch:(\d+), episode reward is (\S+)")
@@ -52,10 +64,48 @@ def cli_env() -> dict[str, str]:
     return {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
-def run_cli(module: str, *args: str, cwd: Path, env: dict[str, str] | None = None,
-            timeout: float = CLI_TIMEOUT) -> subprocess.CompletedProcess[str]:
-    """`python -m paddle_ddpg.<module> args...` in `cwd` (with `env`, default `cli_env()`), output captured as
-    text."""
+def run_cli(module: str, *args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m paddle_ddpg.<module> args...` in `cwd`: its exit status and what it printed.
+
+    train, evaluate and export run as `main(argv)` in this process; an exit through SystemExit gives its
+    status, as the interpreter would. An exception escapes to the test (a real process would print a
+    traceback). The sweep, or a program given its own environment `env`, runs in a real process
+    (`run_process`)."""
+    if module not in IN_PROCESS or env is not None:
+        return run_process(module, *args, cwd=cwd, env=env)
+    main = importlib.import_module(f"paddle_ddpg.{module}").main
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with inside(cwd), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        try:
+            status = main(list(args))
+        except SystemExit as exc:
+            status = exit_status(exc)
+    return subprocess.CompletedProcess([module, *args], status, stdout.getvalue(), stderr.getvalue())
+
+
+@contextlib.contextmanager
+def inside(directory: Path) -> Iterator[None]:
+    """Work in `directory`, then go back (contextlib.chdir from Python 3.11; setup.cfg admits 3.10)."""
+    previous = os.getcwd()
+    os.chdir(directory)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+def exit_status(exc: SystemExit) -> int:
+    """The status the interpreter exits with for `exc`: None is 0, a message is printed and gives 1."""
+    if exc.code is None or isinstance(exc.code, int):
+        return exc.code or 0
+    print(exc.code, file=sys.stderr)
+    return 1
+
+
+def run_process(module: str, *args: str, cwd: Path, env: dict[str, str] | None = None,
+                timeout: float = CLI_TIMEOUT) -> subprocess.CompletedProcess[str]:
+    """`python -m paddle_ddpg.<module> args...` as a real process in `cwd` (with `env`, default `cli_env()`),
+    output captured as text: for what only a process shows (its signals, its own environment, a kill)."""
     return subprocess.run([sys.executable, "-m", f"paddle_ddpg.{module}", *args], cwd=cwd, env=env or cli_env(),
                           capture_output=True, text=True, timeout=timeout)
 
