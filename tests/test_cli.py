@@ -1,4 +1,5 @@
-"""End to end: `python -m paddle_ddpg.train` and `python -m paddle_ddpg.evaluate` as real processes."""
+"""End to end: `python -m paddle_ddpg.train` and `python -m paddle_ddpg.evaluate` through their main(argv), and
+the package imported in a fresh interpreter."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from paddle_ddpg.checkpoint import load_checkpoint
 from paddle_ddpg.config import Config
 from paddle_ddpg.networks import Actor, Critic
 
-EPISODES, EPISODE_STEPS, LEARNING_STARTS = 3, 50, 64
+EPISODES, EPISODE_STEPS, LEARNING_STARTS = (int(TINY[TINY.index(flag) + 1]) for flag in
+                                             ("--episodes", "--max-episode-steps", "--learning-starts"))
 
 
 def test_train_prints_the_json_summary_last(base_run: TrainedRun) -> None:
@@ -235,20 +237,16 @@ def test_total_steps_stops_mid_episode(tmp_path: Path) -> None:
     assert load_checkpoint(tmp_path / "model" / "ts" / "checkpoint.pdckpt")["steps"] == 120
 
 
-def test_train_help_lists_the_flags(tmp_path: Path) -> None:
-    result = run_cli("train", "--help", cwd=tmp_path)
+@pytest.mark.parametrize("module, flags", [
+    ("train", ["--lr-actor", "--lr-critic", "--resume", "--overwrite", "--env", "--actor-hidden", "--preset",
+               "--config"]),
+    ("evaluate", ["--checkpoint", "--env", "--episodes", "--seed"])])
+def test_help_lists_the_flags_and_writes_nothing(tmp_path: Path, module: str, flags: list[str]) -> None:
+    result = run_cli(module, "--help", cwd=tmp_path)
     assert result.returncode == 0
-    for flag in ("--lr-actor", "--lr-critic", "--resume", "--overwrite", "--env", "--actor-hidden", "--preset",
-                 "--config"):
+    for flag in flags:
         assert flag in result.stdout, flag
-    assert list(tmp_path.iterdir()) == []  # --help writes nothing
-
-
-def test_evaluate_help(tmp_path: Path) -> None:
-    result = run_cli("evaluate", "--help", cwd=tmp_path)
-    assert result.returncode == 0
-    for flag in ("--checkpoint", "--env", "--episodes", "--seed"):
-        assert flag in result.stdout, flag
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_resume_for_more_episodes_appends_to_the_same_record(base_copy: TrainedRun) -> None:
@@ -296,41 +294,17 @@ def test_train_from_python(tmp_path: Path) -> None:
     assert len(scalars(record_file(tmp_path / "logs" / "py"), "episode reward")) == 2
 
 
-README_SNIPPET = """
-import json
-from paddle_ddpg import Config
-from paddle_ddpg.train import train
-
-summary = train(Config(episodes=1, max_episode_steps=20, learning_starts=10, batch_size=4, eval_episodes=1,
-                       run_name="try"))
-print(json.dumps(summary))
-"""
-
-
-def test_readme_python_snippet_runs_in_a_fresh_interpreter(tmp_path: Path) -> None:
-    """The README's `from paddle_ddpg.train import train; train(Config(...))`, as a user runs it: a fresh
-    Python, files under the working directory's logs/ and model/."""
-    result = subprocess.run([sys.executable, "-c", README_SNIPPET], cwd=tmp_path, env=cli_env(),
-                            capture_output=True, text=True, timeout=CLI_TIMEOUT)
+@pytest.mark.subprocess
+def test_importing_the_package_changes_nothing_in_the_process() -> None:
+    """In a fresh interpreter, `import paddle_ddpg` leaves the environment and the warning filters as they were
+    and loads no Paddle; then every name in paddle_ddpg.__all__ exists."""
+    code = ("import os, sys, warnings; environ, filters = dict(os.environ), list(warnings.filters); "
+            "import paddle_ddpg as p; "
+            "print(dict(os.environ) == environ, warnings.filters == filters, 'paddle' not in sys.modules, "
+            "all(hasattr(p, n) for n in p.__all__), len(p.__all__))")
+    # without what a program sets as it starts (this process did, in conftest), so that a change would show
+    env = {k: v for k, v in cli_env().items() if k not in ("MKL_DEBUG_CPU_TYPE", "GLOG_minloglevel")}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=CLI_TIMEOUT)
     assert result.returncode == 0, result.stderr[-2000:]
-    summary = last_json(result.stdout)
-    assert summary["episodes"] == 1 and summary["steps"] == 20 and summary["run"] == "try"
-    assert (tmp_path / "model" / "try" / "checkpoint.pdckpt").is_file()
-    assert len(scalars(record_file(tmp_path / "logs" / "try"), "episode reward")) == 1
-
-
-def test_public_names_import() -> None:
-    """Every name in paddle_ddpg.__all__ exists, in a fresh interpreter where nothing was imported before."""
-    code = "import paddle_ddpg as p; print(all(hasattr(p, n) for n in p.__all__), len(p.__all__))"
-    result = subprocess.run([sys.executable, "-c", code], env=cli_env(), capture_output=True, text=True,
-                            timeout=CLI_TIMEOUT)
-    assert result.returncode == 0, result.stderr[-2000:]
-    ok, count = result.stdout.split()[-2:]
-    assert ok == "True" and int(count) > 0
-
-
-def test_tiny_settings_are_what_the_tests_assume() -> None:
-    """Guards the constants above against edits of the shared TINY arguments."""
-    assert TINY[TINY.index("--episodes") + 1] == str(EPISODES)
-    assert TINY[TINY.index("--max-episode-steps") + 1] == str(EPISODE_STEPS)
-    assert TINY[TINY.index("--learning-starts") + 1] == str(LEARNING_STARTS)
+    *unchanged, count = result.stdout.split()[-5:]
+    assert unchanged == ["True"] * 4 and int(count) > 0, result.stdout
