@@ -1,5 +1,5 @@
 """End to end: Ctrl-C and SIGTERM stop training cleanly with a resumable checkpoint, and a resumed run is
-exactly the run that was never interrupted."""
+exactly the run that was never interrupted. The signals go to a real training process (marked subprocess)."""
 
 from __future__ import annotations
 
@@ -97,6 +97,7 @@ def _resume_path(stderr: str) -> str:
     return words[words.index("--resume") + 1]
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_stops_at_the_end_of_the_episode(tmp_path: Path, signum: int, status: int) -> None:
     """SIGINT (Ctrl-C) or SIGTERM: the episode in progress finishes, the checkpoint is written, the resume
@@ -124,6 +125,7 @@ def test_signal_stops_at_the_end_of_the_episode(tmp_path: Path, signum: int, sta
     assert len(scalars(record_file(tmp_path / "logs" / "sig"), "episode reward")) == episodes
 
 
+@pytest.mark.subprocess
 def test_interrupted_and_resumed_run_equals_the_uninterrupted_one(tmp_path: Path) -> None:
     """8 episodes straight vs. Ctrl-C after about 3 episodes and `--resume`: the same episode rewards, the
     same losses, and one VisualDL record holding all 8 episode rewards (steps 0..7)."""
@@ -161,6 +163,7 @@ def test_interrupted_and_resumed_run_equals_the_uninterrupted_one(tmp_path: Path
     assert part_losses == scalars(full_record, "critic loss")
 
 
+@pytest.mark.subprocess
 def test_second_ctrl_c_stops_within_the_episode(tmp_path: Path) -> None:
     """A second Ctrl-C stops after the current step: the episode in progress ends mid-way and is not
     counted, and the checkpoint still loads and matches the summary.
