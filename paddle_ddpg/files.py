@@ -1,4 +1,8 @@
-"""Writing a run's files so that no crash, kill, full disk or second process costs a user their work."""
+"""Writing a run's files so that no crash, kill, full disk or second process costs a user their work.
+
+The run lock is `fcntl.flock` itself rather than the filelock package: filelock truncates the lock file as it
+tries it, erasing the holder's line that the refusal ("in use by process N (command)") shows.
+"""
 
 from __future__ import annotations
 
@@ -55,7 +59,7 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
         tmp = None
         fsync_directory(path.parent)
     except OSError as exc:
-        raise SaveError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise SaveError(f"cannot write {path}: {exc.strerror or exc}; its previous version, if any, is intact") from None
     finally:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
@@ -105,7 +109,7 @@ class RunLock:
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
             except OSError as exc:
-                raise UsageError(f"cannot lock run {self.path.parent}: {exc.strerror}") from None
+                raise disk_error(exc, f"cannot lock run {self.path.parent}") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
@@ -119,9 +123,13 @@ class RunLock:
             except FileNotFoundError:
                 pass
             os.close(fd)  # the holder removed this file as it finished: lock the new one
-        os.ftruncate(fd, 0)
-        os.write(fd, f"process {os.getpid()} ({_command()})".encode())
         self._fd = fd
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"process {os.getpid()} ({_command()})".encode())
+        except OSError as exc:
+            self.release()
+            raise disk_error(exc, f"cannot lock run {self.path.parent}") from None
 
     def release(self) -> None:
         """Remove the lock file, then let go: a process that opened it meanwhile sees it gone and retries."""
@@ -136,6 +144,12 @@ class RunLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def disk_error(exc: OSError, doing: str) -> Exception:
+    """`doing` failed: a full disk is a SaveError (status 1), anything else the user's to fix (status 2)."""
+    message = f"{doing}: {exc.strerror or exc}"
+    return SaveError(message) if exc.errno in (errno.ENOSPC, errno.EDQUOT) else UsageError(message)
 
 
 def _command() -> str:

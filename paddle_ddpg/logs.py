@@ -24,12 +24,23 @@ from paddle_ddpg.files import SaveError
 class RunLog:
     """`add_scalar` as VisualDL's, and `commit` to check that what was added is on disk."""
 
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, log_dir: Path, cut_back: tuple[str, int] | None = None) -> None:
         """Append to the run's newest record file, if any: VisualDL's server shows only the newest file of a
-        run directory, so a resumed run that opened a second file would hide what was logged before."""
+        run directory, so a resumed run that opened a second file would hide what was logged before.
+
+        `cut_back` (a file name and a length, from the checkpoint a run resumes from): that file loses what
+        was logged after the checkpoint, by a run killed before its next one, so that no step appears twice.
+        """
         existing = sorted(log_dir.glob("vdlrecords.*.log"))
         if existing and existing[-1].is_symlink():
             raise UsageError(f"{existing[-1]} is a symbolic link; a run writes its log only into its own files")
+        if cut_back is not None and existing and existing[-1].name == cut_back[0]:
+            try:
+                if existing[-1].stat().st_size > cut_back[1]:
+                    os.truncate(existing[-1], cut_back[1])
+            except OSError as exc:
+                raise SaveError(f"cannot cut the VisualDL record {existing[-1]} back to the checkpoint: "
+                                f"{exc.strerror}") from None
         with contextlib.redirect_stdout(io.StringIO()):  # VisualDL announces the append on stdout
             self.writer = LogWriter(logdir=str(log_dir), file_name=existing[-1].name if existing else "")
         self.path = Path(self.writer.file_name)
@@ -63,6 +74,11 @@ class RunLog:
             raise SaveError(f"cannot write the VisualDL record {self.path}: {self.pending} values were logged, "
                             f"{count} reached the file (a full disk?); it is cut back to its last complete record")
         self.good, self.pending = size, 0
+
+    @property
+    def position(self) -> tuple[str, int]:
+        """The record's file name and the length of what was committed: where a resume cuts it back to."""
+        return self.path.name, self.good
 
     def close(self) -> None:
         self.writer.close()

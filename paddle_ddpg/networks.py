@@ -13,6 +13,8 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from paddle_ddpg.config import Config
+
 
 def _linear_stack(layer: nn.Layer, sizes_in: Sequence[int], sizes_out: Sequence[int]) -> list[nn.Linear]:
     """Register fc1..fcN on `layer` (the tutorial's names) and return them in order."""
@@ -76,9 +78,7 @@ class Critic(nn.Layer):
                              f"got {action_layer}")
         self.action_dim = action_dim
         self.action_layer = action_layer
-        sizes_in = [state_dim, *hidden]
-        sizes_in[action_layer] += action_dim
-        self.fcs = _linear_stack(self, sizes_in, [*hidden, 1])
+        self.fcs = _linear_stack(self, *critic_sizes(state_dim, action_dim, hidden, action_layer))
 
     def forward(self, state: paddle.Tensor, action: paddle.Tensor) -> paddle.Tensor:
         x = state
@@ -89,3 +89,21 @@ class Critic(nn.Layer):
             if i < len(self.fcs) - 1:
                 x = F.relu(x)
         return x
+
+
+def critic_sizes(state_dim: int, action_dim: int, hidden: Sequence[int],
+                 action_layer: int) -> tuple[list[int], list[int]]:
+    """The (in, out) sizes of the Critic's layers: the action joins the input of layer `action_layer`."""
+    sizes_in = [state_dim, *hidden]
+    sizes_in[action_layer] += action_dim
+    return sizes_in, [*hidden, 1]
+
+
+def network_bytes(config: Config, state_dim: int, action_dim: int) -> int:
+    """Memory the agent's networks take: float32 online and target weights, Adam's two moments, a gradient."""
+    def count(sizes_in: Sequence[int], sizes_out: Sequence[int]) -> int:
+        return sum(n_in * n_out + n_out for n_in, n_out in zip(sizes_in, sizes_out))
+
+    critic = count(*critic_sizes(state_dim, action_dim, config.critic_hidden, config.critic_action_layer))
+    actor = count([state_dim, *config.actor_hidden], [*config.actor_hidden, action_dim])
+    return 4 * 5 * (actor + (2 if config.algo == "td3" else 1) * critic)

@@ -7,22 +7,22 @@ import os
 from pathlib import Path
 from typing import Any
 
-from paddle_ddpg.checkpoint import CHECKPOINT_NAME
+from paddle_ddpg.checkpoint import CHECKPOINT_NAME, log_dir_of
 from paddle_ddpg.config import Config, UsageError
-from paddle_ddpg.files import LOCK_NAME, RunLock, remove_stale_temporaries
+from paddle_ddpg.files import LOCK_NAME, RunLock, disk_error, remove_stale_temporaries
 
 
 def run_paths(config: Config, resume: dict[str, Any] | None) -> tuple[Path, Path]:
     """The run's checkpoint and log directories.
 
-    A resumed run stays beside its checkpoint wherever it is resumed from, and finds its logs by the path
-    from the checkpoint's directory recorded when the run began, taken from the directory's real location:
-    through a symbolic link to the run, `..` would lead somewhere else.
+    A resumed run stays beside its checkpoint wherever it is resumed from, and finds its logs from the
+    directory's real location (through a symbolic link to the run, `..` would lead somewhere else), by the
+    relation `checkpoint.log_dir_of` accepts.
     """
     if resume is None:
         return Path(config.model_dir) / config.run_name, Path(config.logdir) / config.run_name
     run_dir = Path(os.path.realpath(Path(resume["path"]).parent))
-    return run_dir, Path(os.path.normpath(run_dir / resume["log_dir_from_run_dir"]))
+    return run_dir, log_dir_of(run_dir, resume)
 
 
 def claim(run_dir: Path, log_dir: Path, resuming: bool, overwrite: bool) -> tuple[RunLock, Path]:
@@ -30,29 +30,23 @@ def claim(run_dir: Path, log_dir: Path, resuming: bool, overwrite: bool) -> tupl
 
     A new run refuses an existing one of the same name unless `overwrite`; the lock is taken before anything
     is deleted, so two processes never write one run. A resumed run whose log directory belongs to another
-    run directory (the run was copied) gets its own, named after its directory.
+    run directory (the run was copied) gets its own, named after its directory. If anything here fails, the
+    directories it made are removed again: a run that could not start leaves nothing behind.
     """
     if not resuming and not overwrite:
         _refuse_existing(run_dir, log_dir)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot write to {run_dir}: {exc.strerror}") from None
+    made = _missing(run_dir)
     lock = RunLock(run_dir)
-    lock.acquire()
     try:
+        _writable(run_dir, probe=False)
+        lock.acquire()
         if not resuming and not overwrite:
             _refuse_existing(run_dir, log_dir)  # another process may have made it while this one waited
         if resuming:
             log_dir = _own_log_dir(run_dir, log_dir)
+        made += [d for d in _missing(log_dir) if d not in made]
         for d in (run_dir, log_dir):
-            try:
-                d.mkdir(parents=True, exist_ok=True)
-                probe = d / ".write-test"
-                probe.touch()
-                probe.unlink()
-            except OSError as exc:
-                raise UsageError(f"cannot write to {d}: {exc.strerror}") from None
+            _writable(d, probe=True)
         remove_stale_temporaries(run_dir)
         if overwrite and not resuming:
             for old in [*log_dir.glob("vdlrecords.*"), *run_dir.glob("*-actor*.pdparams"),
@@ -60,8 +54,35 @@ def claim(run_dir: Path, log_dir: Path, resuming: bool, overwrite: bool) -> tupl
                 old.unlink(missing_ok=True)
     except BaseException:
         lock.release()
+        for d in sorted(made, key=lambda p: len(p.parts), reverse=True):
+            try:
+                d.rmdir()  # only ever empty: what this call made and nothing wrote into
+            except OSError:
+                pass
         raise
     return lock, log_dir
+
+
+def _missing(directory: Path) -> list[Path]:
+    """`directory` and those of its parents that do not exist yet."""
+    missing = []
+    try:
+        while not directory.exists() and directory != directory.parent:
+            missing.append(directory)
+            directory = directory.parent
+    except OSError:  # a name too long: nothing of it can be made either
+        pass
+    return missing
+
+
+def _writable(directory: Path, probe: bool) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        if probe:
+            (directory / ".write-test").touch()
+            (directory / ".write-test").unlink()
+    except OSError as exc:
+        raise disk_error(exc, f"cannot write to {directory}") from None
 
 
 def _refuse_existing(run_dir: Path, log_dir: Path) -> None:

@@ -1,0 +1,178 @@
+"""The tutorial-style snapshots (`ddpg-actor<episode>.pdparams`), and reading pickles without running code.
+
+Snapshots stay what `paddle.save` writes, so the tutorial's `paddle.load` reads them. Python's pickle, behind
+`paddle.load`, runs whatever code a file names, so this package reads them (and the tutorial's `.para`, and
+version 0.1's pickled checkpoints) through an unpickler that builds only what a state dict is made of: dicts,
+lists, numbers, strings and numpy arrays of numbers. Pickle has no library that does this, hence the
+hand-written allow-list.
+
+An array is built only from the bytes the file holds for it: numpy's own constructors would allocate the shape
+a file declares before its bytes arrive (or without them ever arriving), so they are replaced by ones that
+check the bytes against the shape first.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import paddle
+
+from paddle_ddpg.config import UsageError
+from paddle_ddpg.files import atomic_write
+
+NUMBER_KINDS = "biuf"  # bool, signed and unsigned integers, floats: never objects
+
+
+def save_state_dict(path: Path, state: dict[str, Any]) -> None:
+    """A tutorial-style `.pdparams` file (`paddle.save`'s format, which `paddle.load` reads), written atomically."""
+    buffer = io.BytesIO()
+    paddle.save(state, buffer)
+    atomic_write(path, lambda f: f.write(buffer.getvalue()))
+
+
+def load_state_dict(path: Path) -> dict[str, np.ndarray]:
+    """A `.pdparams` state dict (ours, or the tutorial's `.para`), as numpy arrays by name."""
+    try:
+        with open(path, "rb") as f:
+            state = unpickle(f, path)
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    if not isinstance(state, dict) or not state:
+        raise UsageError(f"{path} is not a Paddle state dict")
+    out = {}
+    for name, value in state.items():
+        if name == "StructuredToParameterName@@":  # Paddle 2's name map, beside the arrays
+            continue
+        if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], np.ndarray):
+            value = value[1]  # Paddle 2.x saved a tensor as (name, array)
+        if not isinstance(name, str) or not isinstance(value, np.ndarray):
+            raise UsageError(f"{path} is not a Paddle state dict of arrays ({name!r}: {type(value).__name__})")
+        out[name] = value
+    return out
+
+
+def unpickle(f: Any, path: Path) -> Any:
+    """What the pickle in `f` holds, built through the allow-list; every way it can be wrong is one UsageError."""
+    try:
+        return _filled(_AllowListUnpickler(f).load(), path)
+    except _Refused as exc:
+        raise UsageError(f"{path} {exc}") from None
+    except MemoryError:
+        raise UsageError(f"{path} declares more data than this machine can hold") from None
+    except Exception:  # truncated or foreign bytes raise any of a dozen unpickling errors
+        raise UsageError(f"{path} is corrupt or truncated; not a Paddle state dict or paddle_ddpg checkpoint") from None
+
+
+class _Refused(Exception):
+    """The rest of a one-line refusal, after the file's name."""
+
+
+class _NdarrayType:
+    """What the file gets for `numpy.ndarray`: good only as `_reconstruct`'s first argument, never callable."""
+
+
+class _PendingArray:
+    """`_reconstruct`'s result: no memory until BUILD hands it the array's state, bytes included."""
+
+    def __init__(self) -> None:
+        self.array: np.ndarray | None = None
+
+    def __setstate__(self, state: Any) -> None:
+        if self.array is not None or not (isinstance(state, tuple) and len(state) == 5):
+            raise _Refused("holds an array state numpy never writes")
+        _, shape, dtype, fortran, data = state
+        if isinstance(data, str):  # protocol 0 and 1 write the bytes as text
+            data = data.encode("latin1")
+        self.array = _from_bytes(data, _number_dtype(dtype), shape, "F" if fortran else "C")
+
+
+def _number_dtype(dtype: Any) -> np.dtype:
+    if not isinstance(dtype, np.dtype):
+        raise _Refused(f"holds an array of {type(dtype).__name__}; only numbers are accepted")
+    if dtype.kind not in NUMBER_KINDS:
+        raise _Refused(f"holds an array of Python objects or {dtype} values; only numbers are accepted")
+    return np.dtype(dtype.str)  # the standard type of that name: a file cannot change its item size
+
+
+def _from_bytes(data: Any, dtype: np.dtype, shape: Any, order: str) -> np.ndarray:
+    """A copy of `data` as an array of `shape`, refused unless `data` holds exactly the bytes the shape declares."""
+    if not (isinstance(shape, tuple) and all(isinstance(n, int) and n >= 0 for n in shape)):
+        raise _Refused(f"declares an array of shape {shape!r}")
+    view = memoryview(data).cast("B") if isinstance(data, (bytes, bytearray, pickle.PickleBuffer)) else None
+    declared = math.prod(shape) * dtype.itemsize
+    if view is None or view.nbytes != declared:
+        held = "no" if view is None else view.nbytes
+        raise _Refused(f"declares an array of shape {shape} of {dtype} ({declared} bytes), which its {held} bytes "
+                       "do not hold; not loaded")
+    return np.frombuffer(view, dtype=dtype).reshape(shape, order=order).copy()
+
+
+def _reconstruct(subtype: Any, shape: Any, dtype: Any) -> _PendingArray:
+    if subtype is not _NdarrayType:
+        raise _Refused("builds an object other than a numpy array")
+    return _PendingArray()
+
+
+def _frombuffer(buffer: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
+    """Protocol 5's arrays: the bytes come first, then the shape they must fill."""
+    return _from_bytes(buffer, _number_dtype(dtype), shape, "F" if order == "F" else "C")
+
+
+def _scalar(dtype: Any, data: Any) -> Any:
+    dtype = _number_dtype(dtype)
+    return _from_bytes(data, dtype, (), "C")[()]
+
+
+class _AllowListUnpickler(pickle.Unpickler):
+    """Builds only what `paddle.save` writes for a state dict; any other global, which is how a pickle runs
+    code, is refused. numpy's array constructors are replaced by the checked ones above."""
+
+    ALLOWED: dict[tuple[str, str], Any] = {
+        ("numpy", "ndarray"): _NdarrayType, ("numpy", "dtype"): np.dtype,
+        ("collections", "OrderedDict"): dict,
+        ("builtins", "tuple"): tuple,  # Paddle 2.x pickled each tensor as tuple((name, array))
+        ("_codecs", "encode"): lambda text, encoding="utf-8": _latin1(text, encoding),  # protocol 2's array bytes
+    }
+    for core in ("numpy.core", "numpy._core"):
+        ALLOWED[(f"{core}.multiarray", "_reconstruct")] = _reconstruct
+        ALLOWED[(f"{core}.multiarray", "scalar")] = _scalar
+        ALLOWED[(f"{core}.numeric", "_frombuffer")] = _frombuffer
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self.ALLOWED:
+            return self.ALLOWED[(module, name)]
+        raise _Refused(f"refers to {module}.{name}, which a saved state never holds; not loaded, since loading it "
+                       "could run code from the file")
+
+
+def _latin1(text: Any, encoding: Any) -> bytes:
+    if not isinstance(text, str) or encoding != "latin1":
+        raise _Refused("encodes text in a way a saved state never does")
+    return text.encode("latin1")
+
+
+def _filled(value: Any, path: Path, done: dict[int, Any] | None = None) -> Any:
+    """`value` with every pending array replaced by the array its BUILD gave; one that never got its bytes
+    is refused. A container the pickle shares is rebuilt once (`done`), as pickle built it once."""
+    done = {} if done is None else done
+    if id(value) in done:
+        return done[id(value)]
+    if isinstance(value, _PendingArray):
+        if value.array is None:
+            raise _Refused("declares an array it holds no bytes for; not loaded")
+        return value.array
+    if isinstance(value, np.dtype) or value is _NdarrayType:
+        raise _Refused("holds a numpy type where a saved state holds values")
+    if isinstance(value, dict):
+        out: Any = {_filled(k, path, done): _filled(v, path, done) for k, v in value.items()}
+    elif isinstance(value, (list, tuple)):
+        out = type(value)(_filled(v, path, done) for v in value)
+    else:
+        return value
+    done[id(value)] = out
+    return out
