@@ -1,21 +1,25 @@
 """The fast engine (the only tests that touch Paddle's private API): explicit forward and backward kernels
-against autograd, flat parameter buffers, the merged Adam, recorded updates, and the fast agent against the
-plain one it must equal."""
+against autograd, flat parameter buffers, the merged Adam, recorded updates, the fast agent against the
+plain one it must equal, and `accelerate` refusing what it has not verified."""
 
 from __future__ import annotations
 
+import importlib
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
 import paddle
+import paddle.nn.functional as F
 import pytest
 
 from conftest import random_batch
+from paddle_ddpg import agent as agent_module
 from paddle_ddpg import fast
 from paddle_ddpg.agent import DDPG, optimizer_state, set_optimizer_state
 from paddle_ddpg.config import Config
-from paddle_ddpg.fast import layers
+from paddle_ddpg.fast import check, layers
 from paddle_ddpg.fast.engine import FastEngine, MergedAdam, share_flat
 from paddle_ddpg.fast.trace import Trace
 from paddle_ddpg.memory import Batch
@@ -275,10 +279,10 @@ def test_a_paddle_without_what_the_engine_needs_gets_the_plain_engine(monkeypatc
     """The capability check, not a version number, decides: with a kernel gone the check says which, and a
     run trains on the plain engine, saying so in one line."""
     monkeypatch.delattr(paddle._C_ops, "hardtanh_grad")
-    fast.unavailable.cache_clear()
+    check.paddle_differs.cache_clear()
     try:
-        reason = fast.unavailable()
-        assert reason is not None and "_C_ops.hardtanh_grad" in reason
+        reason = check.paddle_differs()
+        assert reason == f"Paddle {paddle.__version__} lacks _C_ops.hardtanh_grad"
         agent = DDPG(STATE_DIM, ACTION_DIM, LOW, HIGH, Config(actor_hidden=(8,), critic_hidden=(8,)))
         assert fast.accelerate(agent) == reason and agent.update.__func__ is DDPG.update
         summary = train(Config(episodes=2, max_episode_steps=20, learning_starts=16, batch_size=8, eval_interval=0,
@@ -289,26 +293,211 @@ def test_a_paddle_without_what_the_engine_needs_gets_the_plain_engine(monkeypatc
         assert len(lines) == 1 and "plain engine" in lines[0] and "hardtanh_grad" in lines[0]
     finally:
         monkeypatch.undo()
-        fast.unavailable.cache_clear()
-    assert fast.unavailable() is None
+        check.paddle_differs.cache_clear()
+    assert check.paddle_differs() is None
 
 
-def test_an_engine_that_computes_something_else_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A private kernel that still exists but changed what it computes (here: the soft update adds twice
-    tau) fails the check on the small problem."""
+def test_a_private_kernel_that_computes_something_else_is_blamed_on_paddle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A private kernel that still exists but changed what it computes (here: the soft update's kernel
+    takes twice its step) fails its own check, and the agent keeps its plain update."""
     sgd = paddle._C_ops.sgd_
     monkeypatch.setattr(paddle._C_ops, "sgd_", lambda p, lr, g, master, multi: sgd(p, lr * 2.0, g, master, multi))
-    fast.unavailable.cache_clear()
+    check.paddle_differs.cache_clear()
     try:
-        reason = fast.unavailable()
-        assert reason is not None and "differs from the plain agent's" in reason
+        agent = DDPG(STATE_DIM, ACTION_DIM, LOW, HIGH, Config(actor_hidden=(8,), critic_hidden=(8,)))
+        assert fast.accelerate(agent) == (f"on Paddle {paddle.__version__}, _C_ops.sgd_ no longer computes what "
+                                          "the fast engine takes it to")
+        assert agent.update.__func__ is DDPG.update
     finally:
         monkeypatch.undo()
-        fast.unavailable.cache_clear()
+        check.paddle_differs.cache_clear()
 
 
-PRIVATE = re.compile(r"_C_ops|paddle\.base\b|paddle\.framework\._|\.get_tensor\(|_share_buffer_to|_set_dims|"
-                     r"\._slice\(|_create_accumulators|\._accumulators\b|\._beta[12]\b|\._epsilon\b")
+def test_a_paddle_without_the_engines_modules_keeps_the_plain_update(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine's modules import Paddle's private ones at import time; where that fails, `paddle_ddpg.fast`
+    still imports and every agent keeps its plain update, with the reason."""
+    monkeypatch.delattr(fast, "check")
+    monkeypatch.setitem(sys.modules, "paddle_ddpg.fast.check", None)
+    try:
+        importlib.reload(fast)
+        agent = DDPG(STATE_DIM, ACTION_DIM, LOW, HIGH, Config(actor_hidden=(8,), critic_hidden=(8,)))
+        reason = fast.accelerate(agent)
+        assert reason is not None and reason.startswith(f"Paddle {paddle.__version__} lacks what the fast engine")
+        assert agent.update.__func__ is DDPG.update
+    finally:
+        monkeypatch.undo()
+        importlib.reload(fast)
+    assert fast.accelerate(DDPG(STATE_DIM, ACTION_DIM, LOW, HIGH, Config(actor_hidden=(8,), critic_hidden=(8,)))) is None
+
+
+def _huber_critic_step(self: DDPG, state: paddle.Tensor, action: paddle.Tensor, y: paddle.Tensor) -> paddle.Tensor:
+    """A critic step another learner might write: the Huber loss instead of the squared TD error."""
+    loss = sum(F.smooth_l1_loss(critic(state, action), y) for critic in self.critics())
+    self.critic_optim.clear_grad()
+    loss.backward()
+    self.critic_optim.step()
+    return loss.detach()
+
+
+class HuberDDPG(DDPG):
+    critic_step = _huber_critic_step
+
+
+class DeeperCritic(Critic):
+    """The stock critic with one more layer on its output."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        self.head = paddle.nn.Linear(1, 1)
+
+    def forward(self, state: paddle.Tensor, action: paddle.Tensor) -> paddle.Tensor:
+        return self.head(F.relu(super().forward(state, action)))
+
+
+def _three_alike(make: type[DDPG]) -> tuple[DDPG, DDPG, DDPG]:
+    """An agent of `make` given to `accelerate`, one of `make` that never was, and a stock DDPG on the fast
+    engine, all three from the same weights (the stock one without the layers it lacks)."""
+    config = Config(actor_hidden=(16,), critic_hidden=(16, 16), lr_actor=1e-2, lr_critic=1e-2, tau=0.05)
+    paddle.seed(0)
+    agent, twin = (make(STATE_DIM, ACTION_DIM, LOW, HIGH, config, rng=np.random.default_rng(0)) for _ in range(2))
+    twin.set_state_dict(agent.state_dict())
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(agent_module, "Critic", Critic)
+        stock = DDPG(STATE_DIM, ACTION_DIM, LOW, HIGH, config, rng=np.random.default_rng(0))
+    for name, net in stock.networks().items():
+        net.set_state_dict({k: v for k, v in agent.networks()[name].state_dict().items() if k in net.state_dict()})
+    assert fast.accelerate(stock) is None
+    return agent, twin, stock
+
+
+def _learn_all(agents: tuple[DDPG, ...], updates: int = 20) -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(updates):
+        batch = _batch(rng)
+        for agent in agents:
+            agent.learn(batch)
+
+
+@pytest.mark.parametrize("make", ["subclass overriding critic_step", "critic with an extra layer"])
+def test_what_the_engine_does_not_compute_is_refused_in_one_line_and_trained_plain(
+        make: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A DDPG subclass whose critic step is its own, and a DDPG whose critics have another layer: the fast
+    engine would train the stock maths instead, so `accelerate` refuses in one line naming the difference,
+    and the agent trains as one never given to `accelerate` does, not as the engine would have."""
+    if make == "subclass overriding critic_step":
+        cls, expected = HuberDDPG, "HuberDDPG overrides critic_step, which the fast engine replaces"
+    else:
+        monkeypatch.setattr(agent_module, "Critic", DeeperCritic)
+        cls, expected = DDPG, ("the critic is a DeeperCritic, not paddle_ddpg's Critic, whose layers the fast engine "
+                               "computes")
+    agent, twin, stock = _three_alike(cls)
+    assert fast.accelerate(agent) == expected
+    assert agent.update.__func__ is DDPG.update and agent.critic_step.__func__ is cls.critic_step
+    _learn_all((agent, twin, stock))
+    for name, net in agent.networks().items():
+        for ours, theirs in zip(net.parameters(), twin.networks()[name].parameters()):
+            np.testing.assert_array_equal(ours.numpy(), theirs.numpy(), err_msg=name)
+    # The engine's stock maths would have given other weights.
+    assert max(float(np.abs(a.numpy() - b.numpy()).max())
+               for a, b in zip(agent.actor.parameters(), stock.actor.parameters())) > 1e-3
+
+
+def test_a_critic_with_an_extra_layer_trains_plain_and_the_run_says_why_in_one_line(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    monkeypatch.setattr(agent_module, "Critic", DeeperCritic)
+    summary = train(Config(episodes=2, max_episode_steps=20, learning_starts=16, batch_size=8, eval_interval=0,
+                           eval_episodes=1, actor_hidden=(8,), critic_hidden=(8,), run_name="deeper",
+                           logdir=str(tmp_path / "logs"), model_dir=str(tmp_path / "model")))
+    assert summary["engine"] == "plain" and summary["learn_steps"] > 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "fast engine" in line]
+    assert len(lines) == 1 and "DeeperCritic" in lines[0] and "plain engine" in lines[0], lines
+
+
+def _with_instance_critic_step(agent: DDPG) -> None:
+    agent.critic_step = _huber_critic_step.__get__(agent)
+
+
+def _with_a_layer_added(agent: DDPG) -> None:
+    agent.critic.add_sublayer("head", paddle.nn.Linear(1, 1))
+
+
+def _with_sgd(agent: DDPG) -> None:
+    agent.actor_optim = paddle.optimizer.SGD(parameters=agent.actor.parameters())
+
+
+def _with_weight_decay(agent: DDPG) -> None:
+    agent.critic_optim = paddle.optimizer.Adam(parameters=agent.critic_parameters(), weight_decay=1e-3)
+
+
+def _with_one_critic_stepped(agent: DDPG) -> None:
+    agent.critic_optim = paddle.optimizer.Adam(parameters=agent.critic.parameters()[:2])
+
+
+class TargetsDDPG(DDPG):
+    def target_pairs(self) -> list:
+        return super().target_pairs()[:1]
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (lambda agent: None, None),
+    (_with_instance_critic_step, "this agent's critic_step is set on the object, which the fast engine replaces"),
+    (_with_a_layer_added, "the critic has parameters outside its fcs layers, the only ones the fast engine computes"),
+    (_with_sgd, "the actor_optim is a SGD; the fast engine steps a plain paddle.optimizer.Adam"),
+    (_with_weight_decay, "the critic_optim has weight decay, which the fast engine's Adam step leaves out"),
+    (_with_one_critic_stepped, "the critic_optim steps other parameters than the ones the fast engine steps with it"),
+    (TargetsDDPG, "TargetsDDPG overrides target_pairs, which the fast engine reads"),
+], ids=["stock", "instance method", "layer added", "SGD", "weight decay", "one critic stepped", "subclass"])
+def test_every_part_of_the_agent_the_engine_takes_over_is_checked(change: object, expected: str | None) -> None:
+    config = Config(actor_hidden=(8,), critic_hidden=(8,))
+    if isinstance(change, type):
+        agent = change(STATE_DIM, ACTION_DIM, LOW, HIGH, config)
+    else:
+        agent = DDPG(STATE_DIM, ACTION_DIM, LOW, HIGH, config)
+        change(agent)
+    assert fast.accelerate(agent) == expected
+    assert (agent.update.__func__ is DDPG.update) == (expected is not None)
+
+
+class LabelledDDPG(DDPG):
+    """A subclass that changes nothing the engine takes over: its own constructor and a method of its own."""
+
+    def __init__(self, *args: object, label: str = "", **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.label = label
+
+    def describe(self) -> str:
+        return f"{self.label}: {len(self.critics())} critic(s)"
+
+
+def test_a_subclass_that_changes_nothing_the_engine_computes_gets_it() -> None:
+    agent, twin, _ = _three_alike(LabelledDDPG)
+    assert fast.accelerate(agent) is None and isinstance(agent.update.__self__, FastEngine)
+    _learn_all((agent, twin))
+    for ours, theirs in zip(agent.actor.parameters(), twin.actor.parameters()):
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_an_edited_agent_py_is_blamed_not_paddle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An edit of DDPG itself (here its critic step, as a learner might make in agent.py) passes the class
+    checks; the engine's own check of the stock code on a small problem finds it, after every private name
+    has done what the engine takes it to, so the line names the code."""
+    monkeypatch.setattr(DDPG, "critic_step", _huber_critic_step)
+    check.stock_differs.cache_clear()
+    try:
+        agent = DDPG(STATE_DIM, ACTION_DIM, LOW, HIGH, Config(actor_hidden=(8,), critic_hidden=(8,)))
+        reason = fast.accelerate(agent)
+        assert reason is not None and reason.startswith(
+            "paddle_ddpg's DDPG as agent.py and networks.py now write it is not the code the fast engine computes")
+        assert "Paddle " not in reason and agent.update.__func__ is DDPG.update
+    finally:
+        monkeypatch.undo()
+        check.stock_differs.cache_clear()
+    assert check.stock_differs() is None
+
+
+PRIVATE = re.compile(r"_C_ops|paddle\.base\b|paddle\.framework\._|\.get_tensor\(\)|_share_buffer_to|_set_dims|"
+                     r"\._slice\(|_create_accumulators|\._accumulators\b|\._beta[12]\b|\._epsilon\b|\._parameter_list\b|"
+                     r"\._learning_rate\b|\._grad_clip\b|\._amsgrad\b|_current_expected_place")
 
 
 def test_no_private_paddle_name_outside_the_engine() -> None:

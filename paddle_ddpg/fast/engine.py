@@ -49,6 +49,14 @@ def share_flat(params: Sequence[paddle.Tensor]) -> paddle.Tensor:
     return buffer
 
 
+def fill(tensor: paddle.Tensor, array: np.ndarray, place: paddle.base.core.Place) -> paddle.Tensor:
+    """Copy `array` as float32 into `tensor`'s memory on `place` (the current device, as
+    `framework._current_expected_place()` gives it), taking the array's shape. The tensor is overwritten at
+    the next call: nothing keeps it."""
+    tensor.get_tensor().set(np.asarray(array, dtype=np.float32), place)
+    return tensor
+
+
 class MergedAdam:
     """The steps of a `paddle.optimizer.Adam` in one call of the merged Adam kernel (the multi-tensor kernel
     behind `Adam(use_multi_tensor=True)`), on that optimizer's own moment tensors."""
@@ -91,15 +99,9 @@ class FastEngine:
         self.batch = [paddle.zeros([1]) for _ in Batch._fields]
         self.traces: dict[tuple[int, bool, bool, float, float], Trace] = {}
 
-    def fill(self, tensor: paddle.Tensor, array: np.ndarray) -> paddle.Tensor:
-        """Copy `array` as float32 into `tensor`'s memory on the agent's device, taking the array's shape.
-        The tensor is overwritten at the next call: nothing keeps it."""
-        tensor.get_tensor().set(np.asarray(array, dtype=np.float32), self.place)
-        return tensor
-
     def act(self, state: np.ndarray) -> np.ndarray:
         with paddle.no_grad():
-            action, _ = layers.actor_forward(self.layers[self.agent.actor], self.fill(self.state, state[None]))
+            action, _ = layers.actor_forward(self.layers[self.agent.actor], fill(self.state, state[None], self.place))
             return action.numpy()[0]
 
     def update(self, batch: Batch, target_noise: np.ndarray | None, actor_step: bool) -> dict[str, paddle.Tensor]:
@@ -110,10 +112,10 @@ class FastEngine:
             self.actor_adam.bind()
             self.critic_adam.bind()
         for tensor, array in zip(self.batch, batch):
-            self.fill(tensor, array)
+            fill(tensor, array, self.place)
         smoothing = target_noise is not None
         if smoothing:
-            self.fill(self.target_noise, target_noise)
+            fill(self.target_noise, target_noise, self.place)
         key = (len(batch.state), actor_step, smoothing, self.agent.gamma, self.agent.tau)
         with paddle.no_grad():
             if key in self.traces:
@@ -170,3 +172,9 @@ class FastEngine:
         d_action = layers.critic_action_grad(critic, saved_critic, d_q)
         self.actor_adam.step(layers.actor_backward(actor, saved_actor, d_action, self.agent.tanh_penalty))
         return loss
+
+
+def install(agent: DDPG) -> None:
+    """Give `agent` the engine's `update` and `act`, unchecked (`paddle_ddpg.fast.accelerate` checks first)."""
+    engine = FastEngine(agent)
+    agent.update, agent.act = engine.update, engine.act

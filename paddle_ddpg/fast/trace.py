@@ -18,7 +18,7 @@ class Trace:
     Around its kernels an update runs Python: loops over layers, NamedTuple fields, constant look-ups,
     function calls, a noticeable share of an update at the tutorial's sizes. But every update of one batch
     size calls the same kernels on the same tensors: parameters and Adam's moments are updated in place,
-    inputs are copied into kept tensors (`FastEngine.fill`) and constants are made once. So `Trace` runs
+    inputs are copied into kept tensors (`engine.fill`) and constants are made once. So `Trace` runs
     `update` once with `layers.kernels` recording each call, and writes the calls out as the body of one function
     (`source`), with the tensors that existed before each call as constants and the others as local
     variables. `run()` then calls the kernels alone.
