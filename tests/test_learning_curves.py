@@ -13,6 +13,8 @@ import pytest
 
 from paddle_ddpg.config import PRESETS, Config
 
+pytest.importorskip("ray", reason="benchmarks/learning_curves.py imports the sweep: the [sweep] extra")
+
 _spec = importlib.util.spec_from_file_location(
     "learning_curves", Path(__file__).resolve().parent.parent / "benchmarks" / "learning_curves.py")
 assert _spec is not None and _spec.loader is not None

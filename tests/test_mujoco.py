@@ -14,7 +14,7 @@ import pytest
 from conftest import last_json, run_cli
 from paddle_ddpg.checkpoint import load_checkpoint
 
-pytest.importorskip("mujoco")
+pytestmark = pytest.mark.mujoco
 
 STEPS, LEARNING_STARTS = 600, 200
 ARGS = ["--preset", "InvertedPendulum-v5", "--total-steps", str(STEPS), "--learning-starts", str(LEARNING_STARTS),

@@ -1,5 +1,6 @@
-"""Progress bars: on a terminal (a pseudo-terminal here) train and evaluate show one on stderr without tearing the
-lines they print; through pipes, as in CI, and with --no-progress, there is none and the output is unchanged."""
+"""Progress bars: on a terminal (a real process on a pseudo-terminal here) train and evaluate show one on stderr
+without tearing the lines they print; through pipes, as in CI, and with --no-progress, there is none and the
+output is unchanged."""
 
 from __future__ import annotations
 
@@ -68,6 +69,7 @@ def screen(output: str) -> list[str]:
     return lines
 
 
+@pytest.mark.subprocess
 def test_training_bar_on_a_terminal_leaves_the_printed_lines_whole(base_run: TrainedRun, tmp_path: Path) -> None:
     """The shared run again on a terminal: a bar of episodes with steps/s and the last evaluation appears on
     it, and what the screen shows line by line is the piped run's output: the same Epoch lines, each whole on
@@ -86,6 +88,7 @@ def test_training_bar_on_a_terminal_leaves_the_printed_lines_whole(base_run: Tra
         assert f'"{key}": {base_run.summary[key]}' in summary, key
 
 
+@pytest.mark.subprocess
 def test_no_progress_on_a_terminal(base_run: TrainedRun, tmp_path: Path) -> None:
     """--no-progress: nothing but the printed lines reaches the terminal."""
     status, output = run_on_terminal(["paddle_ddpg.train", *BASE_ARGS, "--no-progress"], cwd=tmp_path)
@@ -107,6 +110,7 @@ def test_no_bar_through_pipes(base_run: TrainedRun, tmp_path: Path) -> None:
     assert unmeasured(result.stdout) == unmeasured(base_run.stdout)
 
 
+@pytest.mark.subprocess
 def test_evaluation_bar_on_a_terminal(base_run: TrainedRun) -> None:
     """evaluate shows a bar of episodes with the last return and the mean for several episodes, none for one;
     its JSON line is the same either way."""

@@ -12,7 +12,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from conftest import TINY, cli_env, free_port, last_json, record_file, run_cli, scalars
+
+pytestmark = pytest.mark.server
 
 STARTUP_TIMEOUT = 60  # seconds for the server to answer its first request
 
