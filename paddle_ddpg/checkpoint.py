@@ -75,8 +75,8 @@ def restore(trainer: Trainer, saved: dict[str, Any]) -> None:
     path = saved["path"]
     sizes = (trainer.env.observation_space.shape[0], trainer.env.action_space.shape[0])
     if sizes != (saved["state_dim"], saved["action_dim"]):
-        raise UsageError(f"checkpoint {path} is damaged: it holds observation and action sizes "
-                         f"{saved['state_dim']}, {saved['action_dim']}; {trainer.config.env} has {sizes[0]}, {sizes[1]}")
+        raise UsageError(f"checkpoint {path} is damaged: it holds observation and action sizes {saved['state_dim']}, "
+                         f"{saved['action_dim']}; {trainer.config.env} has {sizes[0]}, {sizes[1]}")
     try:
         trainer.agent.set_state_dict(saved["agent"])
         trainer.memory.set_state_dict(saved["memory"])
@@ -115,10 +115,11 @@ def record_of(saved: dict[str, Any]) -> tuple[str, int] | None:
     record = saved.get("record")
     if record is None:
         return None
+    length = record.get("bytes") if isinstance(record, dict) else None
     if not (isinstance(record, dict) and isinstance(record.get("file"), str) and _RECORD_NAME.match(record["file"])
-            and isinstance(record.get("bytes"), int) and not isinstance(record["bytes"], bool) and record["bytes"] >= 0):
+            and type(length) is int and length >= 0):
         raise UsageError(f"checkpoint {saved['path']} is damaged: its VisualDL record entry is {record!r}")
-    return record["file"], record["bytes"]
+    return record["file"], length
 
 
 # The file

@@ -59,7 +59,8 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
         tmp = None
         fsync_directory(path.parent)
     except OSError as exc:
-        raise SaveError(f"cannot write {path}: {exc.strerror or exc}; its previous version, if any, is intact") from None
+        raise SaveError(f"cannot write {path}: {exc.strerror or exc}; its previous version, if any, is "
+                        "intact") from None
     finally:
         if tmp is not None:
             tmp.unlink(missing_ok=True)

@@ -9,6 +9,7 @@ a lock on the run) comes in through `Hooks`, so the loop runs and is tested with
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import signal
@@ -17,8 +18,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import paddle
+import paddle.nn as nn
 
 from paddle_ddpg.agent import DDPG
 from paddle_ddpg.config import Config
@@ -85,17 +88,7 @@ class Trainer:
 
     def __init__(self, config: Config, hooks: Hooks | None = None) -> None:
         self.config, self.hooks = config, hooks or Hooks()
-        self.env = make_env(config.env, config.max_episode_steps)
-        self.eval_env = make_env(config.env, config.max_episode_steps)
-        state_dim, action_dim = self.env.observation_space.shape[0], self.env.action_space.shape[0]
-        paddle.seed(config.seed)
-        # Every draw after initialisation comes from these generators, whose states a checkpoint keeps.
-        self.noise_rng = np.random.default_rng([config.seed, 1])
-        self.memory = Memory(config.memory_size, state_dim, action_dim, rng=np.random.default_rng([config.seed, 2]))
-        require_memory(network_bytes(config, state_dim, action_dim),
-                       f"networks of {list(config.actor_hidden)} and {list(config.critic_hidden)} hidden units")
-        self.agent = DDPG(state_dim, action_dim, self.env.action_space.low, self.env.action_space.high, config,
-                          rng=self.noise_rng)
+        self.env, self.eval_env, self.noise_rng, self.memory, self.agent = build(config)
         self.episode, self.steps, self.epsilon = 0, 0, 1.0
         self.last_eval: float | None = None
         self.last_eval_std: float | None = None
@@ -184,27 +177,16 @@ class Trainer:
         return 0 < self.config.total_steps <= self.steps
 
     def _flush_losses(self) -> None:
-        """Check the buffered losses with one device sync, stopping on the first non-finite one, and log each
-        tag's mean at every learn step that is a multiple of `loss_log_interval`."""
+        """Check the buffered losses with one device sync and log each tag's mean over `loss_log_interval`."""
         entries, self._losses = self._losses, []
-        values = paddle.stack([loss for _, _, loss in entries]).numpy() if entries else np.zeros(0)
-        if (bad := np.flatnonzero(~np.isfinite(values))).size:
-            raise TrainingDiverged(f"non-finite {entries[bad[0]][1]} ({values[bad[0]]}) at learn step "
-                                   f"{entries[bad[0]][0]}")
-        for (step, tag, _), value in zip(entries, values):
-            total, count = self.loss_sums.get(tag, (0.0, 0))
-            total, count = total + float(value), count + 1
-            if step % self.config.loss_log_interval == 0:
-                self.hooks.scalar(tag, total / count, step)
-                total, count = 0.0, 0
-            self.loss_sums[tag] = (total, count)
+        for tag, mean, step in loss_means(entries, self.loss_sums, self.config.loss_log_interval):
+            self.hooks.scalar(tag, mean, step)
 
     def _evaluate(self, stop: StopRequest, completed: int) -> None:
-        """Noise-free evaluation after `completed` episodes, through the Actor layer as `python -m
-        paddle_ddpg.evaluate` acts (the fast engine's `act` may differ in the last bits): the same returns."""
+        """Noise-free evaluation after `completed` episodes, acting as `python -m paddle_ddpg.evaluate` does."""
         started = time.perf_counter()
-        returns = evaluate(self._predict, self.eval_env, self.config.eval_episodes, self.config.seed,
-                           should_stop=lambda: stop.now)
+        returns = evaluate(functools.partial(noise_free, self.agent.actor), self.eval_env,
+                           self.config.eval_episodes, self.config.seed, should_stop=lambda: stop.now)
         self.eval_seconds += time.perf_counter() - started
         if len(returns) < self.config.eval_episodes:
             return
@@ -216,10 +198,47 @@ class Trainer:
         self.hooks.scalar("eval return", self.last_eval, completed - 1)
         self.hooks.evaluated(self, best)
 
-    def _predict(self, observation: np.ndarray) -> np.ndarray:
-        with paddle.no_grad():
-            return self.agent.actor(paddle.to_tensor(np.asarray(observation, np.float32)[None]))[0].numpy()
-
     def close(self) -> None:
         self.env.close()
         self.eval_env.close()
+
+
+def build(config: Config) -> tuple[gym.Env, gym.Env, np.random.Generator, Memory, DDPG]:
+    """A run's training and evaluation environments, noise generator, replay memory and agent, seeded: every
+    draw after initialisation comes from the noise and memory generators, whose states a checkpoint keeps."""
+    env, eval_env = make_env(config.env, config.max_episode_steps), make_env(config.env, config.max_episode_steps)
+    state_dim, action_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    paddle.seed(config.seed)
+    noise_rng = np.random.default_rng([config.seed, 1])
+    memory = Memory(config.memory_size, state_dim, action_dim, rng=np.random.default_rng([config.seed, 2]))
+    require_memory(network_bytes(config, state_dim, action_dim),
+                   f"networks of {list(config.actor_hidden)} and {list(config.critic_hidden)} hidden units")
+    agent = DDPG(state_dim, action_dim, env.action_space.low, env.action_space.high, config, rng=noise_rng)
+    return env, eval_env, noise_rng, memory, agent
+
+
+def noise_free(actor: nn.Layer, observation: np.ndarray) -> np.ndarray:
+    """mu(s) through the Actor layer, as `python -m paddle_ddpg.evaluate` acts: the fast engine's `act` may
+    differ in the last bits, and a run's evaluations should give the returns that program gives."""
+    with paddle.no_grad():
+        return actor(paddle.to_tensor(np.asarray(observation, np.float32)[None]))[0].numpy()
+
+
+def loss_means(entries: list[tuple[int, str, paddle.Tensor]], sums: dict[str, tuple[float, int]],
+               interval: int) -> list[tuple[str, float, int]]:
+    """(tag, mean, learn step) at each learn step of `entries` that is a multiple of `interval`, each mean over
+    the losses since the tag's last one; `sums` carries what is not yet averaged from one call to the next.
+    Reading the losses is one device sync; the first non-finite one stops the run."""
+    values = paddle.stack([loss for _, _, loss in entries]).numpy() if entries else np.zeros(0)
+    if (bad := np.flatnonzero(~np.isfinite(values))).size:
+        step, tag, _ = entries[bad[0]]
+        raise TrainingDiverged(f"non-finite {tag} ({values[bad[0]]}) at learn step {step}")
+    means = []
+    for (step, tag, _), value in zip(entries, values):
+        total, count = sums.get(tag, (0.0, 0))
+        total, count = total + float(value), count + 1
+        if step % interval == 0:
+            means.append((tag, total / count, step))
+            total, count = 0.0, 0
+        sums[tag] = (total, count)
+    return means
