@@ -4,9 +4,12 @@ The sides, all with the same network sizes, batches (numpy arrays, converted ins
 (learning rate 1e-3), MSE critic loss, actor loss -Q(s, mu(s)) and soft update:
 
   fast         `DDPG` with `paddle_ddpg.fast.accelerate`, through `learn` and `select_action` as training calls them
+  fast_untraced
+               the same engine with its recorded updates (`paddle_ddpg.fast.trace`) turned off: each update runs
+               the engine's Python around its kernels; only when --sides names it
   plain        `DDPG` as it is: agent.py's layers, autograd and `paddle.optimizer.Adam`
   torch_eager  the update as a PyTorch user writes it: eager, default optimizer settings, default thread count
-               unless --torch-threads says otherwise
+               unless --torch-threads says otherwise; skipped with a note where PyTorch is not installed
   jax_jit      CleanRL's JAX DDPG (ddpg_continuous_action_jax.py): a jit-compiled critic update and a
                jit-compiled actor update holding the soft updates, here in plain JAX with Adam written out
                (optax's arithmetic), so that JAX alone is needed; skipped with a note where it is not installed
@@ -23,11 +26,14 @@ Medians over blocks are reported, and each ratio also block by block.
     python benchmarks/bench_update.py --case 64,64@128 --repeats 9
     python benchmarks/bench_update.py --sides fast plain compiled_losses compiled_whole \
         --out benchmarks/results/update_compiled.json
+    python benchmarks/bench_update.py --sides fast fast_untraced --out benchmarks/results/update_trace.json
 """
 
 from __future__ import annotations
 
-import paddle_ddpg  # noqa: F401  (first, so its CPU settings apply before paddle loads)
+from paddle_ddpg.device import prepare_process
+
+prepare_process()  # as the programs do, before Paddle loads
 
 import argparse
 import json
@@ -42,14 +48,12 @@ from typing import Any
 
 import numpy as np
 import paddle
-import torch
-import torch.nn as tnn
-import torch.nn.functional as tF
 
 from paddle_ddpg import fast
 from paddle_ddpg.agent import DDPG
 from paddle_ddpg.config import Config
 from paddle_ddpg.device import cpu_threads, set_device, usable_cpus
+from paddle_ddpg.fast import engine
 from paddle_ddpg.memory import Batch
 
 try:
@@ -57,16 +61,22 @@ try:
     import jax.numpy as jnp
 except ImportError:
     jax = None
+try:
+    import torch
+    import torch.nn as tnn
+    import torch.nn.functional as tF
+except ImportError:
+    torch = None
 
 STATE_DIM, ACTION_DIM, GAMMA, TAU, LR = 3, 1, 0.99, 0.005, 1e-3  # Pendulum's sizes
 BETA1, BETA2, EPSILON = 0.9, 0.999, 1e-8  # Adam's defaults in Paddle, PyTorch and optax alike
 SETTLE_SECONDS = 0.25  # longer than the OpenMP runtimes keep idle threads spinning (Intel's: 200 ms)
-SIDES = ("fast", "plain", "torch_eager", "jax_jit", "compiled_losses", "compiled_whole")
+SIDES = ("fast", "fast_untraced", "plain", "torch_eager", "jax_jit", "compiled_losses", "compiled_whole")
 DEFAULT_SIDES = ("fast", "plain", "torch_eager", "jax_jit")
 # Speedups reported: (side, reference), each the reference's median time over the side's.
 SPEEDUPS = (("fast", "torch_eager"), ("fast", "jax_jit"), ("plain", "torch_eager"), ("fast", "plain"),
             ("jax_jit", "torch_eager"), ("compiled_losses", "plain"), ("compiled_whole", "plain"),
-            ("fast", "compiled_losses"), ("fast", "compiled_whole"))
+            ("fast", "compiled_losses"), ("fast", "compiled_whole"), ("fast", "fast_untraced"))
 
 
 @dataclass
@@ -79,28 +89,28 @@ class Side:
     sync: Callable[[], None] = lambda: None
 
 
-class TorchActor(tnn.Module):
-    def __init__(self, hidden: tuple[int, int]) -> None:
-        super().__init__()
-        self.fc1, self.fc2 = tnn.Linear(STATE_DIM, hidden[0]), tnn.Linear(hidden[0], hidden[1])
-        self.fc3 = tnn.Linear(hidden[1], ACTION_DIM)
-
-    def forward(self, s: torch.Tensor) -> torch.Tensor:
-        return 2.0 * torch.tanh(self.fc3(tF.relu(self.fc2(tF.relu(self.fc1(s))))))
-
-
-class TorchCritic(tnn.Module):
-    def __init__(self, hidden: tuple[int, int]) -> None:
-        super().__init__()
-        self.fc1, self.fc2 = tnn.Linear(STATE_DIM, hidden[0]), tnn.Linear(hidden[0] + ACTION_DIM, hidden[1])
-        self.fc3 = tnn.Linear(hidden[1], 1)
-
-    def forward(self, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([tF.relu(self.fc1(s)), a], dim=1)
-        return self.fc3(tF.relu(self.fc2(x)))
-
-
 def torch_side(hidden: tuple[int, int]) -> Side:
+    """The tutorial's networks as a PyTorch user writes them (defined here: PyTorch may be absent)."""
+
+    class TorchActor(tnn.Module):
+        def __init__(self, hidden: tuple[int, int]) -> None:
+            super().__init__()
+            self.fc1, self.fc2 = tnn.Linear(STATE_DIM, hidden[0]), tnn.Linear(hidden[0], hidden[1])
+            self.fc3 = tnn.Linear(hidden[1], ACTION_DIM)
+
+        def forward(self, s: torch.Tensor) -> torch.Tensor:
+            return 2.0 * torch.tanh(self.fc3(tF.relu(self.fc2(tF.relu(self.fc1(s))))))
+
+    class TorchCritic(tnn.Module):
+        def __init__(self, hidden: tuple[int, int]) -> None:
+            super().__init__()
+            self.fc1, self.fc2 = tnn.Linear(STATE_DIM, hidden[0]), tnn.Linear(hidden[0] + ACTION_DIM, hidden[1])
+            self.fc3 = tnn.Linear(hidden[1], 1)
+
+        def forward(self, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+            x = torch.cat([tF.relu(self.fc1(s)), a], dim=1)
+            return self.fc3(tF.relu(self.fc2(x)))
+
     actor, critic = TorchActor(hidden), TorchCritic(hidden)
     actor_target, critic_target = TorchActor(hidden), TorchCritic(hidden)
     actor_target.load_state_dict(actor.state_dict())
@@ -224,10 +234,27 @@ def paddle_side(agent: DDPG) -> Side:
     return Side(agent.learn, lambda state: agent.select_action(state, 0.0))
 
 
-def fast_side(hidden: tuple[int, int]) -> Side:
+class Untraced:
+    """In place of `paddle_ddpg.fast.trace.Trace`: the update's Python runs at every call instead of a replay
+    of the kernel calls it made the first time."""
+
+    def __init__(self, update: Callable[[], tuple[paddle.Tensor, ...]]) -> None:
+        self.run = update
+        self.outputs = update()
+
+
+def fast_side(hidden: tuple[int, int], batch_size: int, traced: bool = True) -> Side:
+    """The fast engine; untraced, its one kind of update (this batch size, DDPG's actor step every time) is
+    made once with `Untraced` standing in for `Trace`, and kept."""
     agent = paddle_agent(hidden)
     if (reason := fast.accelerate(agent)) is not None:
         raise SystemExit(f"the fast engine cannot run here: {reason}")
+    if not traced:
+        recorder, engine.Trace = engine.Trace, Untraced
+        try:
+            agent.learn(random_batches(1, batch_size, np.random.default_rng(1))[0])
+        finally:
+            engine.Trace = recorder
     return paddle_side(agent)
 
 
@@ -237,11 +264,17 @@ def make_sides(names: list[str], hidden: tuple[int, int],
     sides, notes = {}, {}
     for name in names:
         if name == "fast":
-            sides[name] = fast_side(hidden)
+            sides[name] = fast_side(hidden, batch_size)
         elif name == "plain":
             sides[name] = paddle_side(paddle_agent(hidden))
+        elif name == "fast_untraced":
+            sides[name] = fast_side(hidden, batch_size, traced=False)
         elif name == "torch_eager":
-            sides[name] = torch_side(hidden)
+            if torch is None:
+                notes["torch_eager"] = "skipped: torch is not installed (the [bench] extra)"
+                print(notes["torch_eager"])
+            else:
+                sides[name] = torch_side(hidden)
         elif name == "jax_jit":
             if jax is None:
                 notes["jax_jit"] = "skipped: jax is not installed (pip install jax jaxlib, or the [bench] extra)"
@@ -294,7 +327,8 @@ def speedups(times: dict[str, dict[str, list[float]]], med: dict[str, dict[str, 
 
 def run_case(hidden: tuple[int, int], batch_size: int, names: list[str], repeats: int, iters: int,
              threads: int) -> dict[str, Any]:
-    set_device("cpu", threads, batch_size)  # what training at this batch size would use
+    set_device("cpu")
+    fast.set_cpu_threads(cpu_threads(threads, batch_size))  # what training at this batch size would use
     rng = np.random.default_rng(0)
     batches = random_batches(64, batch_size, rng)
     states = [rng.standard_normal(STATE_DIM).astype(np.float32) for _ in range(64)]
@@ -344,13 +378,14 @@ def main() -> None:
                         help="PyTorch's CPU threads (default 0: PyTorch's own default, one per core)")
     parser.add_argument("--out", default="benchmarks/results/update.json")
     args = parser.parse_args()
-    if args.torch_threads > 0:
+    if args.torch_threads > 0 and torch is not None:
         torch.set_num_threads(args.torch_threads)
     cases = [parse_case(c) for c in (args.case or ["256,128@32", "400,300@256"])]
     load_at_start = os.getloadavg()  # other work on the machine slows every side, not all alike
     results = [run_case(h, b, args.sides, args.repeats, args.iters, args.threads) for h, b in cases]
     print_table(results)
-    meta = {"paddle": paddle.__version__, "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+    meta = {"paddle": paddle.__version__, "torch": torch.__version__ if torch is not None else None,
+            "torch_threads": torch.get_num_threads() if torch is not None else None,
             "jax": jax.__version__ if jax is not None else None, "machine": platform.processor() or platform.machine(),
             "cpus": usable_cpus(), "load_average_at_start": load_at_start,
             "load_average_at_end": os.getloadavg(),
