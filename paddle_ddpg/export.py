@@ -5,8 +5,9 @@ Inference) runs without this package's classes. The actor scales tanh to the act
 the program maps env-scale states to env-scale actions, bounds baked in. Beside them `<prefix>_meta.json`
 records the environment, its step limit and the sizes, so evaluation runs it where it trained.
 
-The three files appear together or not at all: they are written into a temporary directory, then renamed
-into place, and a failure on the way puts back what was there before.
+The three files appear together or not at all: they are written into a temporary directory, read back
+there through the checks every loaded export meets (paddle_ddpg.actor_program), then renamed into place; a
+failure on the way puts back what was there before and removes the directories the export made.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ if __name__ == "__main__":  # a program starting: its process settings go in bef
     prepare_process()
 
 import argparse
+import errno
 import json
 import os
 import shutil
@@ -24,23 +26,26 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import paddle
 
 from paddle_ddpg.cli import Parser
 from paddle_ddpg.config import UsageError, error_summary
-from paddle_ddpg.files import fsync_directory, remove_stale_temporaries, temporary
+from paddle_ddpg.files import SaveError, fsync_directory, remove_stale_temporaries, temporary
 from paddle_ddpg.networks import Actor
 from paddle_ddpg.policy import (EXPORT_FORMAT, META_SUFFIX, PARAMS_SUFFIX, PROGRAM_SUFFIX, exported_prefix,
                                 load_policy, read_meta)
 
 SUFFIXES = (PROGRAM_SUFFIX, PARAMS_SUFFIX, META_SUFFIX)
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # exit 1, as training's; other failures to write are the user's to fix
 
 
 def export_actor(actor: Actor, path_prefix: str | Path, env_id: str | None = None,
                  max_episode_steps: int = 0) -> list[Path]:
     """Save `actor` for any batch size of states, and its meta file; returns the files written.
 
-    `max_episode_steps` 0 means the environment's own limit, as in `Config`.
+    `max_episode_steps` 0 means the environment's own limit, as in `Config`. A disk that fills is a SaveError,
+    any other failure to write a UsageError; either way nothing was changed, and no directory made for it is left.
     """
     prefix = Path(path_prefix)
     if not prefix.name or str(path_prefix).endswith(("/", os.sep)):
@@ -55,7 +60,8 @@ def export_actor(actor: Actor, path_prefix: str | Path, env_id: str | None = Non
     meta = {"format": EXPORT_FORMAT, "env": env_id, "max_episode_steps": max_episode_steps, "state_dim": state_dim,
             "action_dim": action_dim, "action_low": actor.action_low.numpy().tolist(),
             "action_high": actor.action_high.numpy().tolist()}
-    staging = None
+    made = _first_missing(prefix.parent)
+    staging, done = None, False
     try:
         prefix.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(prefix.parent)
@@ -69,15 +75,59 @@ def export_actor(actor: Actor, path_prefix: str | Path, env_id: str | None = Non
                 raise OSError(f"paddle.jit.save wrote no {file.name}")
             with open(file, "rb") as f:
                 os.fsync(f.fileno())
+        problem = _read_back(actor, str(staging / prefix.name))
+        if problem:
+            raise SaveError(f"cannot write the exported model to {prefix}: what was written does not load back "
+                            f"({problem}); nothing was changed")
         _swap_in(staged, targets, staging)
         fsync_directory(prefix.parent)
+        done = True
     except (OSError, RuntimeError, ValueError) as exc:  # Paddle reports a file it cannot open as a RuntimeError
-        raise UsageError(f"cannot write the exported model to {prefix}: {error_summary(exc)}; nothing was "
-                         "changed") from None
+        failure = SaveError if getattr(exc, "errno", None) in DISK_FULL else UsageError
+        raise failure(f"cannot write the exported model to {prefix}: {error_summary(exc)}; nothing was "
+                      "changed") from None
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
+        if not done and made is not None:
+            _remove_empty(prefix.parent, made)
     return targets
+
+
+def _read_back(actor: Actor, staged: str) -> str | None:
+    """Why the staged export does not act as `actor`, or None. Paddle writes a program and weights onto a full
+    disk without an error, cut short; read back through the checks every export meets, they are refused."""
+    try:
+        policy = load_policy(staged)
+    except UsageError as exc:
+        return str(exc)
+    states = np.random.default_rng(0).normal(0.0, 1.0, (8, policy.state_dim)).astype(np.float32)
+    with paddle.no_grad():
+        expected = actor(paddle.to_tensor(states)).numpy()
+    if not np.allclose(policy.predict(states), expected, rtol=0, atol=1e-5):
+        return "its actions differ from the actor's"
+    return None
+
+
+def _first_missing(directory: Path) -> Path | None:
+    """The outermost of `directory` and its parents that does not exist yet: what an export would make."""
+    missing = None
+    for path in (directory, *directory.parents):
+        if path.exists() or path.is_symlink():
+            break
+        missing = path
+    return missing
+
+
+def _remove_empty(directory: Path, outermost: Path) -> None:
+    """Remove `directory` and its parents up to `outermost`, each only while it is empty."""
+    for path in (directory, *directory.parents):
+        try:
+            path.rmdir()
+        except OSError:
+            return
+        if path == outermost:
+            return
 
 
 def _refuse_foreign(prefix: Path, targets: list[Path]) -> None:
@@ -141,6 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         files = export_actor(policy.network, args.output, env.spec.id, env.spec.max_episode_steps or 0)
     except UsageError as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    except SaveError as exc:
+        parser.exit(1, f"{parser.prog}: error: {exc}\n")
     print(json.dumps({"files": [str(f) for f in files], "env": env.spec.id,
                       "max_episode_steps": env.spec.max_episode_steps}))
     return 0

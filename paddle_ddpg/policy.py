@@ -2,13 +2,17 @@
 
 A path may be a run directory, its full checkpoint, a tutorial-style actor snapshot (ours or the tutorial's
 own `ddpg-actor<N>.para`) or a `paddle_ddpg.export` program. Each is read without running code from the
-file (paddle_ddpg.checkpoint), and every way it can be missing, damaged or foreign is one UsageError line.
+file (paddle_ddpg.checkpoint); a program runs only once its ops are found to be an actor's
+(paddle_ddpg.actor_program). Every way a file can be missing, damaged or foreign is one UsageError line.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +23,12 @@ import numpy as np
 import paddle
 
 from paddle_ddpg import checkpoint
+from paddle_ddpg.actor_program import check_program
 from paddle_ddpg.cli import load_config_file
 from paddle_ddpg.config import Config, UsageError, error_summary
 from paddle_ddpg.env import make_env
 from paddle_ddpg.networks import Actor
+from paddle_ddpg.pdiparams import check_paddle_params
 
 # An export: PREFIX.json (the program, Paddle's PIR format), PREFIX.pdiparams, PREFIX_meta.json. Not
 # PREFIX.meta.json: `paddle.jit.load` reads every PREFIX.<name>.json as the program of a method <name>.
@@ -153,12 +159,15 @@ def exported_prefix(path: str) -> str | None:
     for suffix in EXPORT_SUFFIXES + LEGACY_SUFFIXES:
         if path.endswith(suffix):
             return path[: -len(suffix)]
-    return path if not Path(path).exists() and any(Path(path + s).exists()
-                                                   for s in EXPORT_SUFFIXES + LEGACY_SUFFIXES) else None
+    try:
+        return path if not Path(path).exists() and any(Path(path + s).exists()
+                                                       for s in EXPORT_SUFFIXES + LEGACY_SUFFIXES) else None
+    except OSError:  # a name too long: the checkpoint reader says so in one line
+        return None
 
 
 def _load_exported(prefix: str, env_id: str | None) -> Policy:
-    """An exported program and its meta data, checked before Paddle reads it, then run once on a zero
+    """An exported program and its meta data, checked before Paddle reads them, then run once on a zero
     state, so that a damaged or mismatched export fails here with a sentence, not mid-episode."""
     legacy = [prefix + s for s in LEGACY_SUFFIXES if Path(prefix + s).exists()]
     if legacy:
@@ -169,11 +178,21 @@ def _load_exported(prefix: str, env_id: str | None) -> Policy:
         if not file.is_file():
             raise UsageError(f"exported model {prefix} is incomplete: no {file}")
     meta = read_meta(prefix)
-    checkpoint.check_paddle_params(params)
+    # Paddle loads from a private copy of the two files: what was checked is what runs, and no
+    # PREFIX.<name>.json beside them is read as another method, unchecked.
     try:
-        network = paddle.jit.load(prefix)
-    except Exception as exc:  # Paddle raises RuntimeError/ValueError with multi-line C++ messages
-        raise UsageError(f"exported model {prefix} is corrupt or truncated: {error_summary(exc)}") from None
+        with tempfile.TemporaryDirectory(prefix="paddle_ddpg-export-") as private:
+            copy = Path(private) / "actor"
+            shutil.copyfile(params, f"{copy}{PARAMS_SUFFIX}")
+            check_paddle_params(Path(f"{copy}{PARAMS_SUFFIX}"))
+            checked = check_program(program, os.path.getsize(f"{copy}{PARAMS_SUFFIX}"))
+            Path(f"{copy}{PROGRAM_SUFFIX}").write_bytes(checked)
+            try:
+                network = paddle.jit.load(str(copy))
+            except Exception as exc:  # Paddle raises RuntimeError/ValueError with multi-line C++ messages
+                raise UsageError(f"exported model {prefix} is corrupt or truncated: {error_summary(exc)}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read exported model {prefix}: {error_summary(exc)}") from None
     policy = Policy(network, meta["env"], meta["state_dim"], meta["action_dim"],
                     np.asarray(meta["action_low"], np.float32), np.asarray(meta["action_high"], np.float32),
                     meta["max_episode_steps"])
