@@ -495,6 +495,22 @@ def test_an_edited_agent_py_is_blamed_not_paddle(monkeypatch: pytest.MonkeyPatch
     assert check.stock_differs() is None
 
 
+def test_the_checks_leave_paddles_random_state_as_it_was() -> None:
+    """A run seeds Paddle, makes its agent and accelerates it: the checks, run or cached, draw nothing from
+    the generator the run goes on drawing from."""
+    def agent() -> DDPG:
+        return DDPG(STATE_DIM, ACTION_DIM, LOW, HIGH, Config(actor_hidden=(8,), critic_hidden=(8,)))
+
+    paddle.seed(7)
+    agent()
+    expected = paddle.rand([4]).numpy()
+    check.paddle_differs.cache_clear()
+    check.stock_differs.cache_clear()
+    for _ in ("checked", "cached"):
+        paddle.seed(7)
+        assert fast.accelerate(agent()) is None
+        np.testing.assert_array_equal(paddle.rand([4]).numpy(), expected)
+
 PRIVATE = re.compile(r"_C_ops|paddle\.base\b|paddle\.framework\._|\.get_tensor\(\)|_share_buffer_to|_set_dims|"
                      r"\._slice\(|_create_accumulators|\._accumulators\b|\._beta[12]\b|\._epsilon\b|\._parameter_list\b|"
                      r"\._learning_rate\b|\._grad_clip\b|\._amsgrad\b|_current_expected_place")

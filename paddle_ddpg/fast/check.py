@@ -8,7 +8,9 @@ an override it replaces would be skipped without a word. Each answer is one line
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator
 
 import numpy as np
 import paddle
@@ -75,14 +77,16 @@ def code_differs(agent: DDPG) -> str | None:
 def paddle_differs() -> str | None:
     """What this Paddle lacks or computes differently among the private names the engine calls, or None:
     checked once per process, by trying each, not by version number."""
-    adam = paddle.optimizer.Adam(parameters=[paddle.create_parameter([1], "float32")])
+    with _rng_kept():
+        adam = paddle.optimizer.Adam(parameters=[paddle.create_parameter([1], "float32")])
     missing = [f"_C_ops.{name}" for name in KERNELS if not hasattr(_C_ops, name)]
     missing += [f"Tensor.{name}" for name in TENSOR_METHODS if not hasattr(paddle.Tensor, name)]
     missing += [f"Adam.{name}" for name in ADAM_INTERNALS if not hasattr(adam, name)]
     if missing:
         return f"Paddle {paddle.__version__} lacks {', '.join(missing)}"
     try:
-        wrong = [name for name, error in _private_names_tried().items() if not error <= TOLERANCE]
+        with _rng_kept():
+            wrong = [name for name, error in _private_names_tried().items() if not error <= TOLERANCE]
     except Exception as exc:  # whatever a changed private API raises
         return f"{_summary(exc)} on Paddle {paddle.__version__}"
     if wrong:
@@ -159,7 +163,8 @@ def stock_differs() -> str | None:
     problem: after `paddle_differs` has found every private name as the engine takes it, a difference here
     is the agent's code (agent.py or networks.py edited), not Paddle."""
     try:
-        error = _difference_on_a_small_problem()
+        with _rng_kept():
+            error = _difference_on_a_small_problem()
     except Exception as exc:  # an edited DDPG or network that the engine cannot read
         return f"{STOCK} is not the code the fast engine computes: {_summary(exc)}"
     if not error <= TOLERANCE:
@@ -170,33 +175,40 @@ def stock_differs() -> str | None:
 def _difference_on_a_small_problem() -> float:
     """The largest parameter and action difference between a plain and an accelerated agent after a few
     updates of every kind from the same weights: DDPG with bounds alike and centred (one stanh kernel), TD3
-    with per-dimension bounds and the tanh penalty. Paddle's random state is left as it was."""
-    rng_state = paddle.get_rng_state()
+    with per-dimension bounds and the tanh penalty."""
+    worst = 0.0
+    for config, low, high in ((Config(actor_hidden=(8,), critic_hidden=(8, 8), lr_actor=1e-2, lr_critic=1e-2),
+                               [-2.0, -2.0], [2.0, 2.0]),
+                              (Config(algo="td3", actor_hidden=(8, 8), critic_hidden=(8,), critic_action_layer=0,
+                                      tanh_penalty=1.0, lr_actor=1e-2, lr_critic=1e-2), [-1.0, 0.0], [1.0, 3.0])):
+        plain, fast = (DDPG(3, 2, low, high, config, rng=np.random.default_rng(0)) for _ in range(2))
+        fast.set_state_dict(plain.state_dict())
+        install(fast)
+        data = np.random.default_rng(1)
+        for rows in (4, 4, 5, 4):
+            fields = (data.standard_normal((rows, 3)), data.uniform(low, high, (rows, 2)),
+                      data.standard_normal((rows, 1)), 3 * data.standard_normal((rows, 3)),
+                      data.random((rows, 1)) < 0.3)
+            batch = Batch(*(np.asarray(x, np.float32) for x in fields))
+            plain.learn(batch)
+            fast.learn(batch)
+        state = data.standard_normal(3).astype(np.float32)
+        worst = max([worst, float(np.abs(plain.act(state) - fast.act(state)).max())]
+                    + [float(np.abs(a.numpy() - b.numpy()).max())
+                       for name, net in plain.networks().items()
+                       for a, b in zip(net.parameters(), fast.networks()[name].parameters())])
+    return worst
+
+
+@contextlib.contextmanager
+def _rng_kept() -> Iterator[None]:
+    """The checks make layers and parameters, which draw from Paddle's generator: a run seeded before
+    `accelerate` must draw the same numbers after it, whether or not this process checked already."""
+    state = paddle.get_rng_state()
     try:
-        worst = 0.0
-        for config, low, high in ((Config(actor_hidden=(8,), critic_hidden=(8, 8), lr_actor=1e-2, lr_critic=1e-2),
-                                   [-2.0, -2.0], [2.0, 2.0]),
-                                  (Config(algo="td3", actor_hidden=(8, 8), critic_hidden=(8,), critic_action_layer=0,
-                                          tanh_penalty=1.0, lr_actor=1e-2, lr_critic=1e-2), [-1.0, 0.0], [1.0, 3.0])):
-            plain, fast = (DDPG(3, 2, low, high, config, rng=np.random.default_rng(0)) for _ in range(2))
-            fast.set_state_dict(plain.state_dict())
-            install(fast)
-            data = np.random.default_rng(1)
-            for rows in (4, 4, 5, 4):
-                fields = (data.standard_normal((rows, 3)), data.uniform(low, high, (rows, 2)),
-                          data.standard_normal((rows, 1)), 3 * data.standard_normal((rows, 3)),
-                          data.random((rows, 1)) < 0.3)
-                batch = Batch(*(np.asarray(x, np.float32) for x in fields))
-                plain.learn(batch)
-                fast.learn(batch)
-            state = data.standard_normal(3).astype(np.float32)
-            worst = max([worst, float(np.abs(plain.act(state) - fast.act(state)).max())]
-                        + [float(np.abs(a.numpy() - b.numpy()).max())
-                           for name, net in plain.networks().items()
-                           for a, b in zip(net.parameters(), fast.networks()[name].parameters())])
-        return worst
+        yield
     finally:
-        paddle.set_rng_state(rng_state)
+        paddle.set_rng_state(state)
 
 
 def _summary(exc: Exception) -> str:
