@@ -135,7 +135,7 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 def _encode(value: Any, arrays: dict[str, np.ndarray]) -> Any:
     if isinstance(value, np.ndarray):
         name = str(len(arrays))
-        arrays[name] = np.ascontiguousarray(value)
+        arrays[name] = value if value.flags.c_contiguous else value.copy(order="C")  # 0-d stays 0-d
         return {_ARRAY: name}
     if isinstance(value, dict):
         return {str(k): _encode(v, arrays) for k, v in value.items()}

@@ -12,10 +12,11 @@ import numpy as np
 import paddle
 import pytest
 
-from paddle_ddpg.checkpoint import (CHECKPOINT_NAME, load_checkpoint, load_state_dict, resolve_checkpoint,
-                                    save_checkpoint, save_state_dict)
+from paddle_ddpg.checkpoint import (CHECKPOINT_NAME, capture, load_checkpoint, load_state_dict, record_of,
+                                    resolve_checkpoint, restore, save_checkpoint, save_state_dict)
+from paddle_ddpg.config import Config, UsageError
 from paddle_ddpg.files import SaveError, atomic_write
-from paddle_ddpg.config import UsageError
+from paddle_ddpg.loop import StopRequest, Trainer
 from paddle_ddpg.networks import Actor
 
 
@@ -191,3 +192,41 @@ def test_resolve_empty_directory_and_missing_path(tmp_path: Path) -> None:
         resolve_checkpoint(str(tmp_path))
     with pytest.raises(UsageError, match="checkpoint not found"):
         resolve_checkpoint(str(tmp_path / "nope.pdckpt"))
+
+
+def test_arrays_keep_their_shape_and_type(tmp_path: Path) -> None:
+    path = tmp_path / CHECKPOINT_NAME
+    arrays = {"scalar": np.array(True), "empty": np.zeros((0, 3), np.float32), "ints": np.arange(3, dtype=np.int64),
+              "doubles": np.linspace(0, 1, 4), "fortran": np.asfortranarray(np.arange(6, dtype=np.float32).reshape(2, 3))}
+    save_checkpoint(path, minimal_state(agent=arrays))
+    loaded = load_checkpoint(path)["agent"]
+    for name, array in arrays.items():
+        assert loaded[name].shape == array.shape and loaded[name].dtype == array.dtype, name
+        np.testing.assert_array_equal(loaded[name], array)
+
+
+TINY_CONFIG = Config(episodes=2, max_episode_steps=20, learning_starts=16, batch_size=8, eval_interval=0,
+                     log_interval=1, memory_size=500)
+
+
+def test_a_restored_trainer_continues_as_the_one_saved(tmp_path: Path) -> None:
+    """capture -> file -> restore gives a Trainer whose networks, optimizers, memory, generators and counters
+    are the saved one's: both continue with the same actions and the same next batch."""
+    trainer = Trainer(TINY_CONFIG)
+    trainer.run(StopRequest())
+    path = tmp_path / CHECKPOINT_NAME
+    save_checkpoint(path, capture(trainer, tmp_path / "model" / "r", tmp_path / "logs" / "r", ("vdlrecords.1.log", 7)))
+    saved = load_checkpoint(path)
+    restored = Trainer(TINY_CONFIG)
+    restore(restored, saved)
+    assert (restored.episode, restored.steps, restored.epsilon) == (trainer.episode, trainer.steps, trainer.epsilon)
+    assert restored.loss_sums == trainer.loss_sums and record_of(saved) == ("vdlrecords.1.log", 7)
+    state = np.zeros(3, np.float32)
+    np.testing.assert_array_equal(restored.agent.select_action(state, 1.0), trainer.agent.select_action(state, 1.0))
+    for a, b in zip(restored.memory.sample(8), trainer.memory.sample(8)):
+        np.testing.assert_array_equal(a, b)
+    for name, net in trainer.agent.networks().items():
+        for key, value in net.state_dict().items():
+            np.testing.assert_array_equal(restored.agent.networks()[name].state_dict()[key].numpy(), value.numpy())
+    with pytest.raises(UsageError, match="VisualDL record entry"):
+        record_of({**saved, "record": {"file": "../../etc/passwd", "bytes": 1}})
