@@ -59,7 +59,7 @@ def load_state_dict(path: Path) -> dict[str, np.ndarray]:
 def unpickle(f: Any, path: Path) -> Any:
     """What the pickle in `f` holds, built through the allow-list; every way it can be wrong is one UsageError."""
     try:
-        return _filled(_AllowListUnpickler(f).load(), path)
+        return _filled(_AllowListUnpickler(f).load())
     except _Refused as exc:
         raise UsageError(f"{path} {exc}") from None
     except MemoryError:
@@ -128,35 +128,37 @@ def _scalar(dtype: Any, data: Any) -> Any:
     return _from_bytes(data, dtype, (), "C")[()]
 
 
-class _AllowListUnpickler(pickle.Unpickler):
-    """Builds only what `paddle.save` writes for a state dict; any other global, which is how a pickle runs
-    code, is refused. numpy's array constructors are replaced by the checked ones above."""
-
-    ALLOWED: dict[tuple[str, str], Any] = {
-        ("numpy", "ndarray"): _NdarrayType, ("numpy", "dtype"): np.dtype,
-        ("collections", "OrderedDict"): dict,
-        ("builtins", "tuple"): tuple,  # Paddle 2.x pickled each tensor as tuple((name, array))
-        ("_codecs", "encode"): lambda text, encoding="utf-8": _latin1(text, encoding),  # protocol 2's array bytes
-    }
-    for core in ("numpy.core", "numpy._core"):
-        ALLOWED[(f"{core}.multiarray", "_reconstruct")] = _reconstruct
-        ALLOWED[(f"{core}.multiarray", "scalar")] = _scalar
-        ALLOWED[(f"{core}.numeric", "_frombuffer")] = _frombuffer
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in self.ALLOWED:
-            return self.ALLOWED[(module, name)]
-        raise _Refused(f"refers to {module}.{name}, which a saved state never holds; not loaded, since loading it "
-                       "could run code from the file")
-
-
 def _latin1(text: Any, encoding: Any) -> bytes:
+    """`_codecs.encode` as protocol 2 uses it: an array's bytes, written as latin-1 text."""
     if not isinstance(text, str) or encoding != "latin1":
         raise _Refused("encodes text in a way a saved state never does")
     return text.encode("latin1")
 
 
-def _filled(value: Any, path: Path, done: dict[int, Any] | None = None) -> Any:
+# What the file's globals become: numpy's array constructors are replaced by the checked ones above.
+_ALLOWED: dict[tuple[str, str], Any] = {
+    ("numpy", "ndarray"): _NdarrayType, ("numpy", "dtype"): np.dtype,
+    ("collections", "OrderedDict"): dict,
+    ("builtins", "tuple"): tuple,  # Paddle 2.x pickled each tensor as tuple((name, array))
+    ("_codecs", "encode"): _latin1,
+    **{(f"{core}.multiarray", "_reconstruct"): _reconstruct for core in ("numpy.core", "numpy._core")},
+    **{(f"{core}.multiarray", "scalar"): _scalar for core in ("numpy.core", "numpy._core")},
+    **{(f"{core}.numeric", "_frombuffer"): _frombuffer for core in ("numpy.core", "numpy._core")},
+}
+
+
+class _AllowListUnpickler(pickle.Unpickler):
+    """Builds only what `paddle.save` writes for a state dict; any other global, which is how a pickle runs
+    code, is refused."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _ALLOWED:
+            return _ALLOWED[(module, name)]
+        raise _Refused(f"refers to {module}.{name}, which a saved state never holds; not loaded, since loading it "
+                       "could run code from the file")
+
+
+def _filled(value: Any, done: dict[int, Any] | None = None) -> Any:
     """`value` with every pending array replaced by the array its BUILD gave; one that never got its bytes
     is refused. A container the pickle shares is rebuilt once (`done`), as pickle built it once."""
     done = {} if done is None else done
@@ -169,9 +171,9 @@ def _filled(value: Any, path: Path, done: dict[int, Any] | None = None) -> Any:
     if isinstance(value, np.dtype) or value is _NdarrayType:
         raise _Refused("holds a numpy type where a saved state holds values")
     if isinstance(value, dict):
-        out: Any = {_filled(k, path, done): _filled(v, path, done) for k, v in value.items()}
+        out: Any = {_filled(k, done): _filled(v, done) for k, v in value.items()}
     elif isinstance(value, (list, tuple)):
-        out = type(value)(_filled(v, path, done) for v in value)
+        out = type(value)(_filled(v, done) for v in value)
     else:
         return value
     done[id(value)] = out
