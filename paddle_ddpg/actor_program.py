@@ -1,11 +1,12 @@
 """The ops an exported actor's program may hold, checked before Paddle reads the program.
 
 An export's PREFIX.json is a program in Paddle's PIR format: `paddle.jit.load` builds whatever ops it lists
-and the first prediction runs them, a file-writing `save_combine` as readily as a `matmul`. An Actor, once
-traced, uses the eight ops below; a program is read with the json module (bounded in size, duplicate keys
-and non-numbers refused) and accepted only if every op is one of them, with the inputs and attributes
-`paddle.jit.save` gives it, each input a value made by an earlier op. Hand-written: Paddle offers no check of
-its own format, and its reader trusts the file (an input naming no value becomes a null pointer).
+and the first prediction runs them, a file-writing `save_combine` as readily as a `matmul`. A traced Actor
+uses the seven ops below and a parameter op. A program is read with the json module (bounded in size,
+duplicate keys and non-numbers refused) and accepted only if every op is one of them, with the inputs and
+attributes `paddle.jit.save` gives it, in an Actor's order, each input a value made by an earlier op.
+Hand-written: Paddle offers no check of its own format, and its reader trusts the file (an input naming no
+value becomes a null pointer).
 """
 
 from __future__ import annotations
