@@ -102,7 +102,7 @@ def log_dir_of(run_dir: Path, saved: dict[str, Any]) -> Path:
     relation = saved["log_dir_from_run_dir"]
     parts = Path(relation).parts
     climb = next((i for i, part in enumerate(parts) if part != ".."), len(parts))
-    names = {run_dir.name, saved["config"].get("run_name")}
+    names = {run_dir.name, str(saved["config"].get("run_name"))}
     inside = not parts or (parts[-1] in names and ".." not in parts[climb:] and climb < len(run_dir.parts))
     if Path(relation).is_absolute() or "\0" in relation or not inside:
         raise UsageError(f"checkpoint {saved['path']} is damaged: its log directory {relation!r} lies outside the "
@@ -194,6 +194,8 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise UsageError(f"cannot read checkpoint {path}: {exc.strerror}") from None
     except MemoryError:
         raise UsageError(f"checkpoint {path} declares more data than this machine can hold") from None
+    except RecursionError:  # a document nested deeper than Python's stack
+        raise UsageError(f"checkpoint {path} is corrupt or truncated; not a paddle_ddpg checkpoint") from None
     if not isinstance(state, dict) or state.get("format") not in (FORMAT, legacy.ZIP_FORMAT, PICKLED_FORMAT):
         raise UsageError(f"{path} is not a paddle_ddpg checkpoint")
     for key, kinds in SCHEMA.items():
