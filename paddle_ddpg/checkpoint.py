@@ -27,10 +27,11 @@ from paddle_ddpg.config import UsageError
 from paddle_ddpg.device import require_memory
 from paddle_ddpg.files import atomic_write
 from paddle_ddpg.loop import Trainer
-from paddle_ddpg.snapshot import NUMBER_KINDS, load_state_dict, save_state_dict, unpickle
+from paddle_ddpg.snapshot import NUMBER_KINDS, load_state_dict, unpickle
 
+# load_state_dict: a run's snapshots are read where its checkpoint is (policy.py, the safety tests).
 __all__ = ["CHECKPOINT_NAME", "CHECKPOINT_SUFFIX", "MAX_WIDTH", "capture", "load_checkpoint", "load_state_dict",
-           "log_dir_of", "record_of", "resolve_checkpoint", "restore", "save_checkpoint", "save_state_dict"]
+           "log_dir_of", "record_of", "resolve_checkpoint", "restore", "save_checkpoint"]
 
 CHECKPOINT_SUFFIX = ".pdckpt"
 CHECKPOINT_NAME = "checkpoint" + CHECKPOINT_SUFFIX

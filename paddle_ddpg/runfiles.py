@@ -7,10 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from paddle_ddpg.checkpoint import CHECKPOINT_NAME, capture, save_checkpoint, save_state_dict
+from paddle_ddpg.checkpoint import CHECKPOINT_NAME, capture, save_checkpoint
 from paddle_ddpg.logs import RunLog
 from paddle_ddpg.loop import EnvironmentFault, Hooks, StopRequest, Trainer, TrainingDiverged
 from paddle_ddpg.progress import TrainingProgress, wanted
+from paddle_ddpg.snapshot import save_state_dict
 
 
 class RunFiles(Hooks):

@@ -12,11 +12,12 @@ import numpy as np
 import paddle
 import pytest
 
-from paddle_ddpg.checkpoint import (CHECKPOINT_NAME, capture, load_checkpoint, load_state_dict, record_of,
-                                    resolve_checkpoint, restore, save_checkpoint, save_state_dict)
+from paddle_ddpg.checkpoint import (CHECKPOINT_NAME, capture, load_checkpoint, record_of, resolve_checkpoint,
+                                    restore, save_checkpoint)
 from paddle_ddpg.config import Config, UsageError
 from paddle_ddpg.files import SaveError, atomic_write
 from paddle_ddpg.loop import StopRequest, Trainer
+from paddle_ddpg.snapshot import load_state_dict, save_state_dict
 from paddle_ddpg.networks import Actor
 
 
