@@ -2,8 +2,8 @@
 
 Per step: act with epsilon-scaled noise, store the transition, and once the memory holds more than
 `learning_starts` transitions, learn from one random batch. Per episode: print the tutorial's progress line
-and evaluate without noise now and then. What a program does around this (VisualDL, snapshots, checkpoints,
-a lock on the run) comes in through `Hooks`, so the loop runs and is tested without any file.
+and evaluate without noise now and then. What a program writes around this (VisualDL, snapshots,
+checkpoints) comes in through `Hooks`, so the loop runs and is tested without any file.
 """
 
 from __future__ import annotations
