@@ -39,7 +39,7 @@ from typing import Any
 import psutil
 import ray
 
-from paddle_ddpg import sweep
+from paddle_ddpg.sweep import tuning
 from paddle_ddpg.device import usable_cpus
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sweep.json"
@@ -119,7 +119,7 @@ def ray_start_stop(repeats: int) -> tuple[float, float]:
     starts, stops = [], []
     for _ in range(repeats):
         started = time.perf_counter()
-        sweep.start_ray(None)
+        tuning.start_ray(None)
         starts.append(time.perf_counter() - started)
         started = time.perf_counter()
         ray.shutdown()

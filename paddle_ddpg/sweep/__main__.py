@@ -1,0 +1,57 @@
+"""The sweep program. Without --address it starts a Ray of its own on this machine and stops it at the end; with
+--address it joins a running Ray cluster and spreads the same trials over the cluster's machines."""
+
+from __future__ import annotations
+
+if __name__ == "__main__":  # a program starting: its process settings go in before Paddle loads
+    from paddle_ddpg.device import prepare_process
+
+    prepare_process()
+
+import json
+import shlex
+import sys
+from collections.abc import Sequence
+
+from paddle_ddpg.config import UsageError
+from paddle_ddpg.files import SaveError
+from paddle_ddpg.sweep.arguments import SPEC_FILE, build_parser, load_sweep, plan
+from paddle_ddpg.sweep.report import ended_rows, write_json, write_results
+from paddle_ddpg.sweep.tuning import run_sweep
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    try:
+        sweep, sweep_dir = load_sweep(args) if args.resume else plan(args, argv)
+        kept = ended_rows(sweep, sweep_dir) if args.resume else []
+
+        def record(rows: list) -> None:  # as each trial ends: the record a later --resume continues from
+            sweep_dir.mkdir(parents=True, exist_ok=True)
+            if not args.resume and not (sweep_dir / SPEC_FILE).exists():
+                write_json(sweep_dir / SPEC_FILE, sweep.__dict__)
+            if rows:
+                write_results(sweep, sweep_dir, rows, interrupted=True, everything=False)
+
+        rows = run_sweep(sweep, sweep_dir, args.address, kept, record)
+        ended = sum(r["status"] != "UNFINISHED" for r in rows)
+        outcome, shown = write_results(sweep, sweep_dir, rows, interrupted := ended < sweep.total_trials())
+    except UsageError as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    except SaveError as exc:
+        parser.exit(1, f"{parser.prog}: error: {exc}\n")
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130
+    print(f"\n{shown}\n\nresults, per-trial CSV and learning curves in {sweep_dir}\n{json.dumps(outcome)}", flush=True)
+    if interrupted:
+        print(f"interrupted: {ended} of {sweep.total_trials()} trials ended. Continue with:\n  python -m "
+              f"paddle_ddpg.sweep --resume {shlex.quote(str(sweep_dir))}", file=sys.stderr)
+        return 130
+    return 1 if any(r["status"] == "ERROR" for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
