@@ -34,8 +34,7 @@ STOCK = "paddle_ddpg's DDPG as agent.py and networks.py now write it"
 # The agent's methods the engine takes over or relies on: a subclass's own version would not be run.
 TAKEN_OVER = {**dict.fromkeys(("update", "act", "target_q", "critic_step", "actor_step"),
                              "which the fast engine replaces"),
-              "learn": "which calls the update the fast engine replaces",
-              "draw_target_noise": "whose noise the fast engine adds as DDPG.target_q does",
+              **dict.fromkeys(("learn", "draw_target_noise"), "which feeds the update the fast engine replaces"),
               **dict.fromkeys(("target_pairs", "critics", "critic_parameters"), "which the fast engine reads")}
 
 
