@@ -1,5 +1,7 @@
 """The sweep's argument checks and its resume record's checks, in this process: each mistake is one line, exit
-status 2, before Ray starts and before anything is written. The sweeps themselves are in test_sweep_ray.py."""
+status 2, before Ray starts and before anything is written. The sweeps themselves are in test_sweep_ray.py.
+
+Ray need not be installed: the program checks everything before it imports the [sweep] extra."""
 
 from __future__ import annotations
 
@@ -13,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from conftest import CLI_TIMEOUT, TINY, error_lines, free_port
-from paddle_ddpg.sweep import tuning
 from paddle_ddpg.sweep.__main__ import main
 
 SMALL = [*TINY, "--eval-interval", "1", "--actor-hidden", "16", "16", "--critic-hidden", "16", "16"]
@@ -155,6 +156,7 @@ def test_a_fifo_as_sweep_json_is_refused_without_reading_it(tmp_path: Path,
 
 def test_importing_the_sweep_sets_no_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     """Ray's and Tune's settings are made where Ray starts, not on import."""
+    tuning = pytest.importorskip("paddle_ddpg.sweep.tuning", reason="the [sweep] extra")
     for name in tuning.RAY_SETTINGS:
         monkeypatch.delenv(name, raising=False)
     importlib.reload(tuning)

@@ -8,6 +8,7 @@ if __name__ == "__main__":  # a program starting: its process settings go in bef
 
     prepare_process()
 
+import dataclasses
 import json
 import shlex
 import sys
@@ -15,9 +16,7 @@ from collections.abc import Sequence
 
 from paddle_ddpg.config import UsageError
 from paddle_ddpg.files import SaveError
-from paddle_ddpg.sweep.arguments import SPEC_FILE, build_parser, load_sweep, plan
-from paddle_ddpg.sweep.report import ended_rows, write_json, write_results
-from paddle_ddpg.sweep.tuning import run_sweep
+from paddle_ddpg.sweep.arguments import SPEC_FILE, build_parser, prepare
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -25,15 +24,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     try:
-        sweep, sweep_dir = load_sweep(args) if args.resume else plan(args, argv)
-        kept = ended_rows(sweep, sweep_dir) if args.resume else []
+        sweep, sweep_dir, kept = prepare(args, argv)
+        # The [sweep] extra (Ray, Optuna, pandas, scipy) once the command is known to be right: every mistake
+        # is reported, and tested, without it.
+        from paddle_ddpg.sweep.report import write_json, write_results
+        from paddle_ddpg.sweep.tuning import run_sweep
 
-        def record(rows: list) -> None:  # as each trial ends: the record a later --resume continues from
-            sweep_dir.mkdir(parents=True, exist_ok=True)
+        def record(rows: list[dict]) -> None:  # as Ray starts and as each trial ends: what --resume continues
             if not args.resume and not (sweep_dir / SPEC_FILE).exists():
-                write_json(sweep_dir / SPEC_FILE, sweep.__dict__)
-            if rows:
-                write_results(sweep, sweep_dir, rows, interrupted=True, everything=False)
+                sweep_dir.mkdir(parents=True, exist_ok=True)
+                write_json(sweep_dir / SPEC_FILE, dataclasses.asdict(sweep))
+            write_results(sweep, sweep_dir, rows, interrupted=True, everything=False)
 
         rows = run_sweep(sweep, sweep_dir, args.address, kept, record)
         ended = sum(r["status"] != "UNFINISHED" for r in rows)

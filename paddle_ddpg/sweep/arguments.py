@@ -1,4 +1,5 @@
-"""The sweep a command line asks for, or the sweep.json of one that --resume continues: both checked by `check`."""
+"""What a sweep runs: from its command line, or for --resume from its own sweep.json and results.json, checked
+alike before anything starts. Needs none of the [sweep] extra, so every mistake is reported without Ray."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import dataclasses
 import itertools
 import json
 import shlex
+import socket
 import time
 import typing
 from pathlib import Path
@@ -18,8 +20,12 @@ from paddle_ddpg.device import usable_cpus
 from paddle_ddpg.env import make_env
 from paddle_ddpg.train import PLACE
 
-SPEC_FILE = "sweep.json"  # the sweep's settings; with results.json, the record --resume continues from
+SPEC_FILE, RESULTS_FILE = "sweep.json", "results.json"  # the sweep's own record, which --resume continues from
 SWEEP_OWNED = ("seed", *PLACE)  # set by the sweep for every trial: where a run lives, and its seed (--seeds)
+ENDED = ("DONE", "STOPPED", "ERROR")  # trained to the end, stopped by the scheduler, crashed; else UNFINISHED
+ROW = {"trial": str, "number": int, "seed": int, "status": str, "final_eval": (int, float, type(None)),
+       "best_eval": (int, float, type(None)), "steps": int, "wall_seconds": (int, float), "node_id": (str, type(None)),
+       "checkpoint": (str, type(None)), "error": (str, type(None)), "evals": list}  # a trial's row, and its types
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,7 +36,7 @@ class Sweep:
     seeds: list[int]
     grid: dict[str, list[Any]] = dataclasses.field(default_factory=dict)  # field -> values (tuples as lists)
     space: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # {choices} or {low, high, log}
-    trials: int = 0  # configurations the search samples
+    trials: int = 0  # configurations a search samples
     scheduler: str = ""  # "asha", or "" to run every trial to its end
     grace_period: int = 1
     reduction_factor: float = 3.0
@@ -62,14 +68,14 @@ def is_tuple(name: str) -> bool:
     return typing.get_origin(field_types()[name]) is tuple
 
 
+def short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def trial_name(number: int, point: dict[str, Any]) -> str:
     """`<number>_<field>=<value>,...,seed=<seed>`: a trial's Tune name, directory and run name (so `visualdl
     --logdir <logdir>/<sweep>` labels each curve with its settings)."""
     return (f"{number:03d}_" + ",".join(f"{k}={short(v)}" for k, v in point.items())).replace("/", "-")[:200]
-
-
-def short(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 class _FieldParser(Parser):
@@ -77,9 +83,9 @@ class _FieldParser(Parser):
         raise UsageError(message)
 
 
-def parse_items(items: list[str], option: str) -> dict[str, list[Any]]:
-    """FIELD=V1,V2 (or LOW:HIGH[:log]) items, each value parsed exactly as the field's own flag parses it; a tuple
-    field's sizes are joined by x (64x64)."""
+def parse_items(items: list[str], option: str) -> dict[str, Any]:
+    """FIELD=V1,V2 (or for --space LOW:HIGH[:log]) items, each value parsed as the field's own flag parses it; a
+    tuple field's sizes are joined by x (64x64)."""
     parser, out = _FieldParser(add_help=False), {}
     add_config_arguments(parser)
     for item in items:
@@ -95,7 +101,8 @@ def parse_items(items: list[str], option: str) -> dict[str, list[Any]]:
         values, flag = [], "--" + name.replace("_", "-")
         for word in words:
             try:
-                values.append(getattr(parser.parse_args([flag, *word.split("x")] if is_tuple(name) else [f"{flag}={word}"]), name))
+                values.append(getattr(parser.parse_args([flag, *word.split("x")] if is_tuple(name)
+                                                        else [f"{flag}={word}"]), name))
             except UsageError as exc:
                 raise UsageError(f"{option} {name}={word}: {exc}") from None
         out[name] = (dict(low=values[0], high=values[1], log=text.endswith(":log")) if ranged
@@ -113,7 +120,7 @@ def check_field(name: Any, option: str) -> None:
 
 
 def check(sweep: Sweep) -> Sweep:
-    """Every value of a sweep, whether from the command line or from a sweep.json; the base run through Config."""
+    """Every value of a sweep, from the command line or a sweep.json: types, then values (the runs' through Config)."""
     least = {"trials": 1 if sweep.space else 0, "grace_period": 1, "cpus_per_trial": 1, "max_concurrent": 0}
     for field in dataclasses.fields(Sweep):
         kind = {"str": str, "int": int, "float": (int, float), "list[int]": list}.get(field.type, dict)
@@ -129,8 +136,7 @@ def check(sweep: Sweep) -> Sweep:
         raise UsageError(f"--reduction-factor must be > 1, got {sweep.reduction_factor}")
     if "/" in sweep.name or sweep.name in ("", ".", "..") or "\0" in sweep.name:
         raise UsageError(f"--name must be a plain directory name, got {sweep.name!r}")
-    base = sweep.config().validate()
-    if sweep.scheduler == "asha" and base.eval_interval == 0:
+    if (base := sweep.config().validate()).eval_interval == 0 and sweep.scheduler:
         raise UsageError("--scheduler asha compares the periodic evaluations: set --eval-interval above 0")
     if not sweep.seeds or len(set(map(json.dumps, sweep.seeds))) < len(sweep.seeds):
         raise UsageError("--seeds: a seed is repeated, or none given")
@@ -167,8 +173,29 @@ def check(sweep: Sweep) -> Sweep:
     return sweep
 
 
+def prepare(args: argparse.Namespace, argv: list[str]) -> tuple[Sweep, Path, list[dict[str, Any]]]:
+    """The sweep, its directory and the trials that ended in an earlier run, every value checked; nothing written."""
+    sweep, sweep_dir = load_sweep(args) if args.resume else plan(args, argv)
+    record = read_json(sweep_dir / RESULTS_FILE) if (sweep_dir / RESULTS_FILE).exists() else {"trial_results": []}
+    rows = record.get("trial_results") if isinstance(record, dict) else None
+    for i, r in enumerate(rows if isinstance(rows, list) else [None]):  # the earlier run's results, as it wrote them
+        if not (isinstance(r, dict) and r.keys() == {*ROW, *sweep.varied} and r["seed"] in sweep.seeds
+                and all(isinstance(r[k], t) and not isinstance(r[k], bool) for k, t in ROW.items())
+                and all(isinstance(e, dict) and e.keys() == {"steps", "mean", "train_seconds"}
+                        and all(isinstance(v, (int, float)) for v in e.values()) for e in r["evals"])):
+            raise UsageError(f"{sweep_dir / RESULTS_FILE}: trial_results[{i}] is not a trial of this sweep")
+    if args.address not in (None, "auto"):  # an address nothing listens at fails now: Ray retries it for minutes
+        host, sep, port = args.address.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise UsageError(f"--address must be auto or HOST:PORT, got {args.address!r}")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+        except OSError as exc:
+            raise UsageError(f"no Ray cluster at {args.address}: {exc.strerror or exc}") from None
+    return sweep, sweep_dir, [r for r in rows if r["status"] in ENDED]
+
+
 def plan(args: argparse.Namespace, argv: list[str]) -> tuple[Sweep, Path]:
-    """The sweep the command line `argv` asks for and its directory, every value checked; nothing is written."""
     if getattr(args, "run_name", None) is not None:
         raise UsageError("--run-name: the sweep names each trial's run <logdir>/<sweep>/<trial>")
     if args.search and args.grid:
@@ -181,10 +208,10 @@ def plan(args: argparse.Namespace, argv: list[str]) -> tuple[Sweep, Path]:
     base = dataclasses.replace(base, threads=base.threads or args.cpus_per_trial,  # the CPUs Ray gives a trial
                                logdir=str(Path(base.logdir).resolve() / name),
                                model_dir=str(Path(base.model_dir).resolve() / name))
-    sweep = check(Sweep(name, args.preset or "tutorial", base.to_dict(), [base.seed] if args.seeds is None else args.seeds, parse_items(args.grid or [], "--grid"),
-                        parse_items(args.space or [], "--space"), args.trials or 0, args.scheduler or "",
-                        args.grace_period, args.reduction_factor, args.cpus_per_trial, args.max_concurrent,
-                        shlex.join(["python", "-m", "paddle_ddpg.sweep", *argv])))
+    sweep = check(Sweep(name, args.preset or "tutorial", base.to_dict(), [base.seed] if args.seeds is None
+                        else args.seeds, parse_items(args.grid or [], "--grid"), parse_items(args.space or [], "--space"),
+                        args.trials or 0, args.scheduler or "", args.grace_period, args.reduction_factor,
+                        args.cpus_per_trial, args.max_concurrent, shlex.join(["python", "-m", "paddle_ddpg.sweep", *argv])))
     sweep_dir = Path(args.storage).resolve() / name
     for d in (sweep_dir, Path(base.logdir), Path(base.model_dir)):
         if d.exists() and (not d.is_dir() or any(d.iterdir())):
@@ -194,14 +221,12 @@ def plan(args: argparse.Namespace, argv: list[str]) -> tuple[Sweep, Path]:
 
 
 def load_sweep(args: argparse.Namespace) -> tuple[Sweep, Path]:
-    """The sweep saved in the --resume directory, checked as its command line was; the settings are its own."""
     given = [f"--{f.name.replace('_', '-')}" for f in dataclasses.fields(Config) if hasattr(args, f.name)]
     given += [f"--{option}" for option in ("preset", "config", "seeds", "grid", "space", "search", "trials",
                                            "scheduler", "name") if getattr(args, option)]
     if given:
         raise UsageError(f"{given[0]} cannot be used with --resume: a resumed sweep runs with its own settings")
-    sweep_dir = Path(args.resume).resolve()
-    if not (path := sweep_dir / SPEC_FILE).exists():
+    if not (path := (sweep_dir := Path(args.resume).resolve()) / SPEC_FILE).exists():
         raise UsageError(f"{sweep_dir} is not a sweep directory (it has no {SPEC_FILE})")
     fields = [f.name for f in dataclasses.fields(Sweep)]
     if not isinstance(saved := read_json(path), dict) or sorted(saved) != sorted(fields):
@@ -229,8 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--preset", help=f"the base run's starting settings: {', '.join(PRESETS)} (default: tutorial)")
     parser.add_argument("--config", metavar="FILE", help="JSON or YAML file of the base run's settings")
     group = parser.add_argument_group("sweep").add_argument
-    group("--seeds", type=int, nargs="+", metavar="N",
-          help="every configuration runs once per seed (default: the base run's --seed)")
+    group("--seeds", type=int, nargs="+", metavar="N", help="each configuration runs once per seed (default: --seed)")
     group("--grid", nargs="+", metavar="FIELD=V1,V2", help="every combination of these values, parsed as the "
           "field's flag parses them; a list field's sizes are joined by x: actor_hidden=64x64,128x128")
     group("--search", choices=("optuna",), help="sample configurations with Optuna (Tune's OptunaSearch)")
@@ -238,8 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     group("--space", nargs="+", metavar="FIELD=SPEC", help="the search's fields: LOW:HIGH or LOW:HIGH:log (an int or "
           "float field, both ends included) or V1,V2,... (choices)")
     group("--scheduler", choices=("asha",), help="asha: Tune's ASHAScheduler stops trials whose evaluation trails")
-    group("--grace-period", type=int, default=1, metavar="N",
-          help="asha: evaluations before a trial can be stopped (default 1)")
+    group("--grace-period", type=int, default=1, metavar="N", help="asha: evaluations before a trial can be stopped")
     group("--reduction-factor", type=float, default=3.0, metavar="X",
           help="asha: a rung keeps the best 1/X of the trials that reach it (default 3)")
     group("--max-concurrent", type=int, default=0, metavar="N", help="trials at once (default 0: as the CPUs allow)")
@@ -248,8 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     group("--name", help="the sweep's name (default: sweep_<time>)")
     group("--storage", default="sweeps", metavar="DIR", help="Tune's state and the results go to DIR/<name> "
           "(default: sweeps; on a cluster of several machines, storage they all reach)")
-    group("--address", metavar="auto|HOST:PORT",
-          help="join a running Ray cluster (default: start a Ray on this machine for the sweep)")
+    group("--address", metavar="auto|HOST:PORT", help="join a running Ray cluster (default: start one here)")
     group("--resume", metavar="SWEEP_DIR", help="continue an interrupted sweep: finished trials are kept, the others run")
     add_config_arguments(parser)
     return parser

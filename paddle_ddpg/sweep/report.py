@@ -11,16 +11,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from paddle_ddpg.config import UsageError
 from paddle_ddpg.files import atomic_write
-from paddle_ddpg.sweep.arguments import Sweep, encode, read_json, short, trial_name
+from paddle_ddpg.sweep.arguments import ROW, RESULTS_FILE, Sweep, short
 
 CONFIDENCE = 0.95
-ENDED = ("DONE", "STOPPED", "ERROR")  # trained to the end, stopped by the scheduler, crashed; else UNFINISHED
-NUMBER, TEXT = (int, float), (str, type(None))
-ROW = {"trial": str, "number": int, "seed": int, "status": str, "final_eval": (*NUMBER, type(None)),
-       "best_eval": (*NUMBER, type(None)), "steps": int, "wall_seconds": NUMBER, "node_id": TEXT, "checkpoint": TEXT,
-       "error": TEXT, "evals": list}
 
 
 def interval(values: np.ndarray) -> tuple[Any, Any]:
@@ -101,9 +95,9 @@ def write_results(sweep: Sweep, sweep_dir: Path, rows: list[dict[str, Any]], int
     summaries = summarize(sweep, rows)
     best = max((s for s in summaries if s["mean"] is not None), key=lambda s: s["mean"], default=None)
     outcome = {"sweep": sweep.name, "trials": len(rows), "best_config": best and best["config"],
-               "best_mean": best and best["mean"], "results": str(sweep_dir / "results.json")}
+               "best_mean": best and best["mean"], "results": str(sweep_dir / RESULTS_FILE)}
     shown = [{k: v for k, v in s.items() if k != "rows"} for s in summaries]
-    write_json(sweep_dir / "results.json", {**outcome, "interrupted": interrupted, "command": sweep.command,
+    write_json(sweep_dir / RESULTS_FILE, {**outcome, "interrupted": interrupted, "command": sweep.command,
                                            "preset": sweep.preset, "seeds": sweep.seeds, "grid": sweep.grid,
                                            "space": sweep.space, "scheduler": sweep.scheduler or None,
                                            "base_config": sweep.base, "configurations": shown, "trial_results": rows})
@@ -114,30 +108,3 @@ def write_results(sweep: Sweep, sweep_dir: Path, rows: list[dict[str, Any]], int
         atomic_write(sweep_dir / "results.csv", lambda f: f.write(csv.encode()))
         plot(sweep, rows, summaries, sweep_dir / "curves.png")
     return outcome, tables(sweep, rows, summaries)
-
-
-def ended_rows(sweep: Sweep, sweep_dir: Path) -> list[dict[str, Any]]:
-    """The trials that results.json shows as ended, each checked to be one this sweep makes: what --resume keeps."""
-    if not (path := sweep_dir / "results.json").exists():
-        return []
-    record = read_json(path)
-    rows = record.get("trial_results") if isinstance(record, dict) else None
-    for i, r in enumerate(rows if isinstance(rows, list) else [None]):
-        if not (isinstance(r, dict) and r.keys() == {*ROW, *sweep.varied} and r["seed"] in sweep.seeds
-                and all(isinstance(r[k], t) and not isinstance(r[k], bool) for k, t in ROW.items())
-                and all(isinstance(e, dict) and e.keys() == {"steps", "mean", "train_seconds"}
-                        and all(isinstance(v, NUMBER) for v in e.values()) for e in r["evals"])
-                and all(allowed(sweep, k, r[k]) for k in sweep.varied)
-                and r["trial"] == trial_name(r["number"], {**{k: r[k] for k in sweep.varied}, "seed": r["seed"]})):
-            raise UsageError(f"{path}: trial_results[{i}] is not a trial of this sweep")
-    kept = [r for r in rows if r["status"] in ENDED]
-    if len({json.dumps([r[k] for k in [*sweep.varied, "seed"]]) for r in kept}) < len(kept):
-        raise UsageError(f"{path}: a trial is listed twice")
-    return kept
-
-
-def allowed(sweep: Sweep, name: str, value: Any) -> bool:
-    spec = sweep.space.get(name) or {"choices": sweep.grid[name]}
-    if "choices" in spec:
-        return value in [encode(name, v) for v in spec["choices"]]
-    return isinstance(value, NUMBER) and spec["low"] <= value <= spec["high"]

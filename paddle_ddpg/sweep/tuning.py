@@ -11,7 +11,6 @@ import itertools
 import logging
 import math
 import os
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -84,24 +83,15 @@ def run_trial(params: dict[str, Any], sweep: Sweep) -> None:
 
 
 def start_ray(address: str | None) -> None:
-    """Join the cluster at `address` (failing at once where nothing listens: Ray would retry for minutes), or
-    start a Ray on this machine's CPUs; quietly either way (trial output stays in Ray's session logs)."""
+    """Join the cluster at `address`, or start a Ray on this machine's CPUs; quietly either way (trial output
+    stays in Ray's session logs, where Tune's error files point)."""
     for name, value in RAY_SETTINGS.items():
         os.environ.setdefault(name, value)
     options: dict[str, Any] = dict(logging_level=logging.ERROR, log_to_driver=False)
-    if address is None:
-        ray.init(num_cpus=usable_cpus(), include_dashboard=False, **options)
-    elif address != "auto":
-        host, sep, port = address.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise UsageError(f"--address must be auto or HOST:PORT, got {address!r}")
-        try:
-            socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
-            ray.init(address=address, **options)
-        except OSError as exc:
-            raise UsageError(f"no Ray cluster at {address}: {exc.strerror or exc}") from None
-        except ConnectionError as exc:
-            raise UsageError(f"cannot join the Ray cluster at {address}: {error_summary(exc.__cause__ or exc)}") from None
+    try:
+        ray.init(**options, **(dict(address=address) if address else dict(num_cpus=usable_cpus(), include_dashboard=False)))
+    except ConnectionError as exc:
+        raise UsageError(f"cannot join the Ray cluster at {address}: {error_summary(exc.__cause__ or exc)}") from None
     logging.getLogger("ray.tune").setLevel(logging.CRITICAL)  # a crashed trial's traceback is in its error file
 
 
