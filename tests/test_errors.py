@@ -15,6 +15,7 @@ import paddle
 import pytest
 
 from conftest import TINY, TrainedRun, assert_usage_error, record_file, run_cli, scalars, snapshot
+from paddle_ddpg import runfiles
 from paddle_ddpg import train as train_module
 from paddle_ddpg.checkpoint import load_checkpoint
 from paddle_ddpg.files import SaveError
@@ -252,6 +253,6 @@ def test_a_checkpoint_that_cannot_be_written_is_one_line(tmp_path: Path, monkeyp
     def disk_full(path: Path, state: dict[str, Any]) -> None:
         raise SaveError(f"cannot write {path}: No space left on device")
 
-    monkeypatch.setattr(train_module, "save_checkpoint", disk_full)
+    monkeypatch.setattr(runfiles, "save_checkpoint", disk_full)
     result = run_cli("train", *TINY, "--run-name", "full", cwd=tmp_path)
     assert_usage_error(result, "checkpoint.pdckpt: No space left on device", status=1)

@@ -19,6 +19,7 @@ import paddle
 import pytest
 
 from conftest import cli_env, epoch_rewards, last_json, record_file, run_cli, scalars
+from paddle_ddpg import loop
 from paddle_ddpg import train as train_module
 from paddle_ddpg.checkpoint import load_checkpoint
 from paddle_ddpg.config import Config
@@ -204,7 +205,7 @@ def test_final_evaluation_cut_short_is_an_interrupted_run(tmp_path: Path, monkey
             stop.handle(signal.SIGINT, None)
         return evaluate(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "evaluate", ctrl_c_twice_in_the_final_evaluation)
+    monkeypatch.setattr(loop, "evaluate", ctrl_c_twice_in_the_final_evaluation)
     config = Config(episodes=3, max_episode_steps=20, learning_starts=16, batch_size=8, eval_interval=2,
                     eval_episodes=2, run_name="r", logdir=str(tmp_path / "logs"), model_dir=str(tmp_path / "model"))
     summary = train_module.train(config, stop=stop)
