@@ -55,14 +55,14 @@ def export_actor(actor: Actor, path_prefix: str | Path, env_id: str | None = Non
         raise UsageError("export writes Paddle's PIR program format, which FLAGS_enable_pir_api=0 turns off; "
                          "unset it")
     targets = [Path(f"{prefix}{suffix}") for suffix in SUFFIXES]
-    _refuse_foreign(prefix, targets)
     state_dim, action_dim = actor.fcs[0].weight.shape[0], actor.fcs[-1].weight.shape[1]
     meta = {"format": EXPORT_FORMAT, "env": env_id, "max_episode_steps": max_episode_steps, "state_dim": state_dim,
             "action_dim": action_dim, "action_low": actor.action_low.numpy().tolist(),
             "action_high": actor.action_high.numpy().tolist()}
-    made = _first_missing(prefix.parent)
-    staging, done = None, False
+    made, staging, done = None, None, False
     try:
+        _refuse_foreign(prefix, targets)
+        made = _first_missing(prefix.parent)
         prefix.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(prefix.parent)
         staging = temporary(prefix, directory=True)

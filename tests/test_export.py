@@ -160,14 +160,17 @@ def test_missing_export_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_export_cli_usage_errors(base_run: TrainedRun, exported: tuple[Path, dict], tmp_path: Path) -> None:
-    """A missing checkpoint, an output path that cannot be written, and an export given as the checkpoint
-    are one line each with status 2."""
+    """A missing checkpoint, an output path that cannot be written (under a file, or a name too long), and an
+    export given as the checkpoint are one line each with status 2."""
     blocker = tmp_path / "file"
     blocker.write_text("")
     for args, needle in ((["--checkpoint", "model/nothing", "--output", str(tmp_path / "a")], "model/nothing"),
                          (["--checkpoint", "model/base", "--output", str(blocker / "a")], "cannot write"),
-                         (["--checkpoint", str(exported[0]), "--output", str(tmp_path / "b")], "exported model")):
+                         (["--checkpoint", str(exported[0]), "--output", str(tmp_path / "b")], "exported model"),
+                         (["--checkpoint", "model/base", "--output", str(tmp_path / ("c" * 300) / "a")],
+                          "File name too long")):
         assert_usage_error(run_cli("export", *args, cwd=base_run.root), needle)
+    assert [p.name for p in tmp_path.iterdir()] == ["file"]  # no directory made for an export that failed
 
 
 # Agents as training builds them: the exported program is the same Actor's whatever the algorithm, the widths,
