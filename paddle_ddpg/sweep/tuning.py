@@ -143,7 +143,8 @@ class Progress(tune.Callback):
                                          f"(eval {last.get(METRIC, math.nan):.1f})")
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        lines = [line.strip() for line in str(trial.get_error() or "unknown error").splitlines() if line.strip()]
+        text = Path(trial.error_file).read_text() if trial.error_file else "unknown error"  # as Tune just wrote it
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
         self.ended(trial, "ERROR", f"ERROR after {trial.last_result.get('steps', 0)} steps (traceback in "
                                    f"{trial.path}/error.txt)", error=lines[-1])
 
