@@ -95,8 +95,9 @@ def parse_items(items: list[str], option: str) -> dict[str, Any]:
         if name in out:
             raise UsageError(f"{option}: {name} given twice")
         check_field(name, option)
-        words, ranged = text.split(","), option == "--space" and ":" in text
-        if ranged and (field_types()[name] not in (int, float) or len(words := text.removesuffix(":log").split(":")) > 2):
+        ranged = option == "--space" and ":" in text
+        words = text.removesuffix(":log").split(":") if ranged else text.split(",")
+        if ranged and (field_types()[name] not in (int, float) or len(words) > 2):
             raise UsageError(f"--space {item}: a range is LOW:HIGH or LOW:HIGH:log, of an int or float field")
         values, flag = [], "--" + name.replace("_", "-")
         for word in words:
@@ -209,9 +210,10 @@ def plan(args: argparse.Namespace, argv: list[str]) -> tuple[Sweep, Path]:
                                logdir=str(Path(base.logdir).resolve() / name),
                                model_dir=str(Path(base.model_dir).resolve() / name))
     sweep = check(Sweep(name, args.preset or "tutorial", base.to_dict(), [base.seed] if args.seeds is None
-                        else args.seeds, parse_items(args.grid or [], "--grid"), parse_items(args.space or [], "--space"),
-                        args.trials or 0, args.scheduler or "", args.grace_period, args.reduction_factor,
-                        args.cpus_per_trial, args.max_concurrent, shlex.join(["python", "-m", "paddle_ddpg.sweep", *argv])))
+                        else args.seeds, parse_items(args.grid or [], "--grid"),
+                        parse_items(args.space or [], "--space"), args.trials or 0, args.scheduler or "",
+                        args.grace_period, args.reduction_factor, args.cpus_per_trial, args.max_concurrent,
+                        shlex.join(["python", "-m", "paddle_ddpg.sweep", *argv])))
     sweep_dir = Path(args.storage).resolve() / name
     for d in (sweep_dir, Path(base.logdir), Path(base.model_dir)):
         if d.exists() and (not d.is_dir() or any(d.iterdir())):
@@ -272,6 +274,6 @@ def build_parser() -> argparse.ArgumentParser:
     group("--storage", default="sweeps", metavar="DIR", help="Tune's state and the results go to DIR/<name> "
           "(default: sweeps; on a cluster of several machines, storage they all reach)")
     group("--address", metavar="auto|HOST:PORT", help="join a running Ray cluster (default: start one here)")
-    group("--resume", metavar="SWEEP_DIR", help="continue an interrupted sweep: finished trials are kept, the others run")
+    group("--resume", metavar="SWEEP_DIR", help="continue an interrupted sweep: its ended trials are kept")
     add_config_arguments(parser)
     return parser

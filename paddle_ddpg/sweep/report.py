@@ -37,7 +37,8 @@ def summarize(sweep: Sweep, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per configuration, over its seeds: mean, std and t-interval of the final evaluations of the trials that
     trained to the end, in the order the configurations first appear."""
     out = []
-    for _, group in pd.DataFrame(rows, columns=[*ROW, *sweep.varied]).groupby(sweep.varied or (lambda _: 0), sort=False):
+    frame = pd.DataFrame(rows, columns=[*ROW, *sweep.varied])
+    for _, group in frame.groupby(sweep.varied or (lambda _: 0), sort=False):  # no varied field: one group
         finals = group.final_eval[group.status == "DONE"].to_numpy(float)
         ci = [float(end) for end in interval(finals)] if len(finals) > 1 else None
         out.append({"config": {k: rows[group.index[0]][k] for k in sweep.varied}, "seeds": group.seed.tolist(),
@@ -50,11 +51,13 @@ def tables(sweep: Sweep, rows: list[dict[str, Any]], summaries: list[dict[str, A
     def number(value: float | None) -> str:
         return "-" if value is None else f"{value:.1f}"
 
-    trials = pd.DataFrame([{"trial": f"{r['number']:03d}", **{k: short(r[k]) for k in sweep.varied}, "seed": r["seed"],
-                            "final eval": number(r["final_eval"]), "best eval": number(r["best_eval"]),
-                            "steps": r["steps"], "wall s": number(r["wall_seconds"]), "status": r["status"]} for r in rows])
-    configs = pd.DataFrame([{**{k: short(v) for k, v in s["config"].items()}, "seeds done": f"{s['done']}/{len(s['seeds'])}",
-                             "mean": number(s["mean"]), "std": number(s["std"]), f"{CONFIDENCE:.0%} t-interval":
+    trials = pd.DataFrame([{"trial": f"{r['number']:03d}", **{k: short(r[k]) for k in sweep.varied},
+                            "seed": r["seed"], "final eval": number(r["final_eval"]),
+                            "best eval": number(r["best_eval"]), "steps": r["steps"],
+                            "wall s": number(r["wall_seconds"]), "status": r["status"]} for r in rows])
+    configs = pd.DataFrame([{**{k: short(v) for k, v in s["config"].items()},
+                             "seeds done": f"{s['done']}/{len(s['seeds'])}", "mean": number(s["mean"]),
+                             "std": number(s["std"]), f"{CONFIDENCE:.0%} t-interval":
                              "[{:.1f}, {:.1f}]".format(*s["ci95"]) if s["ci95"] else "-"} for s in summaries])
     errors = [f"{r['number']:03d}: {r['error']}" for r in rows if r["error"]]
     return "\n".join([trials.to_string(index=False), *errors, "", configs.to_string(index=False)])
@@ -73,7 +76,8 @@ def plot(sweep: Sweep, rows: list[dict[str, Any]], summaries: list[dict[str, Any
             ax.plot(steps, means, color=f"C{i % 10}", alpha=0.25, linewidth=0.8)
         if curves:
             band, label = mean_band(curves), ", ".join(f"{k}={short(v)}" for k, v in summary["config"].items())
-            ax.plot(band["steps"], band["mean"], color=f"C{i % 10}", label=f"{label or 'base run'} ({len(curves)} seeds)")
+            label = f"{label or 'base run'} ({len(curves)} seeds)"
+            ax.plot(band["steps"], band["mean"], color=f"C{i % 10}", label=label)
             ax.fill_between(band["steps"], band["low"], band["high"], color=f"C{i % 10}", alpha=0.15)
     ax.set(xlabel="env steps", ylabel="noise-free evaluation return",
            title=f"{sweep.name}\nthin: single seeds; band: {CONFIDENCE:.0%} t-interval of the mean")

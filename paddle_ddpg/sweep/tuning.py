@@ -87,9 +87,9 @@ def start_ray(address: str | None) -> None:
     stays in Ray's session logs, where Tune's error files point)."""
     for name, value in RAY_SETTINGS.items():
         os.environ.setdefault(name, value)
-    options: dict[str, Any] = dict(logging_level=logging.ERROR, log_to_driver=False)
+    where = dict(address=address) if address else dict(num_cpus=usable_cpus(), include_dashboard=False)
     try:
-        ray.init(**options, **(dict(address=address) if address else dict(num_cpus=usable_cpus(), include_dashboard=False)))
+        ray.init(logging_level=logging.ERROR, log_to_driver=False, **where)
     except ConnectionError as exc:
         raise UsageError(f"cannot join the Ray cluster at {address}: {error_summary(exc.__cause__ or exc)}") from None
     logging.getLogger("ray.tune").setLevel(logging.CRITICAL)  # a crashed trial's traceback is in its error file
@@ -157,8 +157,8 @@ def remaining(sweep: Sweep, rows: list[dict[str, Any]]) -> tuple[list[dict[str, 
         planned = [(c, s) for c in configs for s in sweep.seeds]
         todo = sweep.trials - len(configs)
     else:
-        planned = list(itertools.product(itertools.product(*[[encode(k, v) for v in vs] for k, vs in sweep.grid.items()]),
-                                          sweep.seeds))
+        configs = itertools.product(*[[encode(k, v) for v in values] for k, values in sweep.grid.items()])
+        planned = list(itertools.product(configs, sweep.seeds))
         todo = 0
     numbers = itertools.count(max((r["number"] for r in rows), default=0) + 1)
     points = [{"number": i + 1 if not sweep.space else next(numbers), **dict(zip(sweep.varied, c)), "seed": s}
@@ -169,6 +169,7 @@ def remaining(sweep: Sweep, rows: list[dict[str, Any]]) -> tuple[list[dict[str, 
 def tuners(sweep: Sweep, sweep_dir: Path, rows: list[dict[str, Any]], progress: Progress) -> Iterator[tune.Tuner]:
     points, todo = remaining(sweep, rows)
     trainable = tune.with_resources(tune.with_parameters(run_trial, sweep=sweep), {"cpu": sweep.cpus_per_trial})
+    # ASHA's rungs counted in reports, at most 10**6 of them; every run still ends by its own budget
     scheduler = ASHAScheduler(time_attr="training_iteration", max_t=10**6, grace_period=sweep.grace_period,
                               reduction_factor=sweep.reduction_factor) if sweep.scheduler else None
     run_config = tune.RunConfig(name=sweep_dir.name, storage_path=str(sweep_dir.parent), verbose=0,
@@ -185,8 +186,9 @@ def tuners(sweep: Sweep, sweep_dir: Path, rows: list[dict[str, Any]], progress: 
             if r["status"] == "DONE":
                 means.setdefault(tuple(r[k] for k in sweep.varied), []).append(r["final_eval"])
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        search = OptunaSearch(seed=sweep.seeds[0] + len(rows), points_to_evaluate=[dict(zip(sweep.varied, c))
-                              for c in means] or None, evaluated_rewards=[sum(v) / len(v) for v in means.values()] or None)
+        search = OptunaSearch(seed=sweep.seeds[0] + len(rows),
+                              points_to_evaluate=[dict(zip(sweep.varied, c)) for c in means] or None,
+                              evaluated_rewards=[sum(v) / len(v) for v in means.values()] or None)
         space = {name: tune.choice([encode(name, v) for v in spec["choices"]]) if "choices" in spec
                  else ((tune.lograndint if spec["log"] else tune.randint)(spec["low"], spec["high"] + 1)  # open end
                        if isinstance(spec["low"], int) else (tune.loguniform if spec["log"] else tune.uniform)(
