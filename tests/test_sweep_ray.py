@@ -27,7 +27,8 @@ import pytest
 from visualdl import LogReader
 from visualdl.server import lib as visualdl_lib
 
-from conftest import CLI_TIMEOUT, cli_env, epoch_rewards, error_lines, free_port, last_json, record_file, run_cli, scalars
+from conftest import (CLI_TIMEOUT, cli_env, epoch_rewards, error_lines, free_port, last_json, record_file, run_cli,
+                      scalars)
 from test_sweep import SMALL
 
 pytestmark = pytest.mark.ray
@@ -173,7 +174,8 @@ def test_an_optuna_search_runs_each_sampled_configuration_on_every_seed(tmp_path
 
 def test_a_crashing_trial_is_reported_with_the_steps_it_ran_and_the_others_finish(tmp_path: Path) -> None:
     """The learning rate 1e30 takes the critic to inf once learning starts (step 65), with no evaluation before."""
-    finished = run_sweep_cli(tmp_path, *SMALL, "--eval-interval", "0", "--grid", "lr_critic=1e-3,1e30", "--name", "crash")
+    finished = run_sweep_cli(tmp_path, *SMALL, "--eval-interval", "0", "--grid", "lr_critic=1e-3,1e30",
+                             "--name", "crash")
     assert finished.result.returncode == 1, finished.result.stderr
     good, bad = sorted(finished.trials, key=lambda t: t["lr_critic"])
     assert (good["status"], good["steps"]) == ("DONE", 150)

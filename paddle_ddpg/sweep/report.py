@@ -12,7 +12,7 @@ import pandas as pd
 from scipy import stats
 
 from paddle_ddpg.files import atomic_write
-from paddle_ddpg.sweep.arguments import ROW, RESULTS_FILE, Sweep, short
+from paddle_ddpg.sweep.arguments import RESULTS_FILE, ROW, Sweep, short
 
 CONFIDENCE = 0.95
 
