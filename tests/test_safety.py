@@ -363,7 +363,8 @@ def _glitching(**kwargs: Any) -> gym.Env:
 def test_a_non_finite_observation_is_named_as_the_envs_before_it_is_stored(tmp_path: Path, at: int) -> None:
     """Before learning starts (step 30) and after (step 120): the run stops naming the env and the step, and
     the last checkpoint holds no NaN."""
-    gym.register("GlitchingPendulum-v0", entry_point=_glitching, max_episode_steps=50)
+    if "GlitchingPendulum-v0" not in gym.registry:
+        gym.register("GlitchingPendulum-v0", entry_point=_glitching, max_episode_steps=50)
     _Glitching.at, _Glitching.steps = at, 0
     config = Config(env="GlitchingPendulum-v0", episodes=5, learning_starts=64, batch_size=16, eval_interval=0,
                     log_interval=1, run_name="glitch", logdir=str(tmp_path / "logs"), model_dir=str(tmp_path / "m"))
