@@ -387,7 +387,7 @@ def main() -> None:
     meta = {"paddle": paddle.__version__, "torch": torch.__version__ if torch is not None else None,
             "torch_threads": torch.get_num_threads() if torch is not None else None,
             "jax": jax.__version__ if jax is not None else None, "machine": platform.processor() or platform.machine(),
-            "cpus": usable_cpus(), "load_average_at_start": load_at_start,
+            "cpus": usable_cpus(), "nice": os.nice(0), "load_average_at_start": load_at_start,
             "load_average_at_end": os.getloadavg(),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
