@@ -1,5 +1,5 @@
-"""A sweep's results: the trial and configuration tables, results.json (also the record --resume reads back,
-each trial checked against the sweep), results.csv and curves.png."""
+"""A sweep's results: the trial and configuration tables, results.json (also the record --resume continues
+from, which arguments.prepare checks), results.csv and curves.png; pandas for tables and CSV, scipy for intervals."""
 
 from __future__ import annotations
 
