@@ -32,6 +32,7 @@ from conftest import (CLI_TIMEOUT, cli_env, epoch_rewards, error_lines, free_por
 from test_sweep import SMALL
 
 pytestmark = pytest.mark.ray
+pytest.importorskip("ray", reason="the sweeps need the [sweep] extra")
 GRID = ["--seeds", "0", "1", "--grid", "lr_actor=1e-4,1e-3"]  # 2 configurations x 2 seeds
 
 
