@@ -104,11 +104,16 @@ class Config:
         """Reject values that would crash later or silently train nonsense, with one readable sentence."""
         for f in dataclasses.fields(self):  # a Config built in Python has had no type checks yet
             value = getattr(self, f.name)
+            for number in value if isinstance(value, (list, tuple)) else (value,):  # before any message shows it
+                if isinstance(number, int) and abs(number) >= 2**64:
+                    raise UsageError(f"{f.name} must be within +-2**64, got an integer of {number.bit_length()} bits")
             _coerce(f.name, field_types()[f.name], value, "Config")
             if isinstance(value, float) and not math.isfinite(value):
                 raise UsageError(f"{f.name} must be a finite number, got {value}")
             if isinstance(value, str) and "\0" in value:
                 raise UsageError(f"{f.name} must not contain a NUL character")
+            if isinstance(value, str) and not _is_utf8(value):  # undecodable bytes in argv arrive as surrogates
+                raise UsageError(f"{f.name} must be UTF-8 text (the run writes it to JSON), got {value!r}")
         checks = [
             (0 <= self.seed < 2**64, f"seed must be in [0, 2**64), got {self.seed}"),
             (self.lr_actor > 0, f"lr_actor must be > 0, got {self.lr_actor}"),
@@ -137,7 +142,7 @@ class Config:
             (self.explore > 0, f"explore must be > 0, got {self.explore}"),
             (0 <= self.epsilon_min <= 1, f"epsilon_min must be in [0, 1], got {self.epsilon_min}"),
             (self.device in ("cpu", "gpu"), f"device must be cpu or gpu, got {self.device!r}"),
-            (self.threads >= 0, f"threads must be >= 0, got {self.threads}"),
+            (0 <= self.threads < 2**31, f"threads must be in [0, 2**31), got {self.threads}"),  # Paddle's C int
             (all(h > 0 for h in self.actor_hidden) and len(self.actor_hidden) > 0,
              f"actor_hidden must be positive sizes, got {list(self.actor_hidden)}"),
             (all(h > 0 for h in self.critic_hidden) and len(self.critic_hidden) > 0,
@@ -241,6 +246,14 @@ def _coerce(name: str, kind: Any, value: Any, source: str) -> Any:
     if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
         return value
     raise wrong
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _type_name(kind: Any) -> str:

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
 import re
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from conftest import error_lines
 
-from conftest import assert_usage_error, run_cli
-from paddle_ddpg.cli import CONFIG_FILE_LIMIT, resolve_config
+from paddle_ddpg.cli import CONFIG_FILE_LIMIT, load_config_file, resolve_config
 from paddle_ddpg.config import PRESETS, Config, UsageError
 from paddle_ddpg.env import make_env
 from paddle_ddpg.train import build_parser
+from paddle_ddpg.train import main as train_main
 
 
 def _resolve(*argv: str) -> Config:
@@ -255,10 +260,129 @@ def test_config_file_must_be_an_object(tmp_path: Path) -> None:
         _resolve("--config", path)
 
 
-def test_config_file_that_is_a_directory(tmp_path: Path) -> None:
-    """An unreadable path (here a directory) is a usage error too, not an IsADirectoryError traceback."""
-    with pytest.raises(UsageError, match="config"):
-        _resolve("--config", str(tmp_path))
+def _train_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path, *argv: str) -> str:
+    """`train` given `argv`: exit status 2, exactly one line on stderr (returned), and no run made. The run it
+    is given is tiny and inside tmp_path, so that a check that lets it through fails fast."""
+    run = ["--episodes", "1", "--max-episode-steps", "5", "--eval-interval", "0", "--logdir", str(tmp_path / "logs"),
+           "--model-dir", str(tmp_path / "model")]
+    with pytest.raises(SystemExit) as caught:
+        train_main([*argv, *run])
+    assert caught.value.code == 2
+    lines = error_lines(capsys.readouterr().err)
+    assert len(lines) == 1, lines
+    assert not (tmp_path / "logs").exists() and not (tmp_path / "model").exists()
+    return lines[0]
+
+
+@contextlib.contextmanager
+def _fails_after(seconds: int) -> Iterator[None]:
+    """A hang inside the block (an open() of a FIFO that no one writes) becomes a failure."""
+    def hung(*_: Any) -> None:
+        raise TimeoutError(f"still blocked after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("kind", ["a FIFO", "a directory", "a device"])
+def test_only_regular_files_are_read_as_configs(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                kind: str) -> None:
+    """A FIFO would block open() until someone writes to it, /dev/zero would be read without end: anything but
+    a regular file is refused in one line before it is opened, and nothing of a run is made."""
+    path = {"a FIFO": tmp_path / "settings.yaml", "a directory": tmp_path, "a device": Path("/dev/zero")}[kind]
+    if kind == "a FIFO":
+        os.mkfifo(path)
+    with _fails_after(20):
+        line = _train_usage_error(capsys, tmp_path, "--config", str(path))
+    assert line.endswith(f"error: config file {path} is {kind}, not a regular file")
+
+
+def test_a_config_replaced_after_its_check_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check and the open are two steps: a FIFO swapped in between is caught on what was opened (without
+    blocking: the open does not wait for a writer)."""
+    path = tmp_path / "run.json"
+    _write(path, {"episodes": 5})
+    real_stat = os.stat
+
+    def stat_then_swap(name: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        result = real_stat(name, *args, **kwargs)
+        if Path(name) == path:
+            path.unlink()
+            os.mkfifo(path)
+        return result
+
+    monkeypatch.setattr(os, "stat", stat_then_swap)
+    with _fails_after(20), pytest.raises(UsageError, match="was replaced while it was being opened"):
+        load_config_file(str(path))
+
+
+# A file name, what it holds, and what the error line says after "config file <path>".
+LONG_OR_REPEATED = {
+    "big.json": ('{"episodes": ' + "1" * 5000 + "}", ": an integer of 5000 digits; no setting takes more than 20"),
+    "big.yaml": ("seed: 7\nepisodes: " + "1" * 5000 + "\n",
+                 " is not valid YAML settings: an integer of 5000 digits; no setting takes more than 20 (line 2)"),
+    "hex.yaml": ("seed: 0x" + "f" * 5000 + "\n", " is not valid YAML settings: an integer of 5002 digits"),
+    "dup.json": ('{"episodes": 3, "lr_actor": 1e-4, "episodes": 4}', ": key 'episodes' appears more than once"),
+    "nested.json": ('{"Pendulum-v1": {"tau": 0.1, "tau": 0.2}}', ": key 'tau' appears more than once"),
+    "dup.yaml": ("episodes: 3\nlr_actor: 1e-4\nepisodes: 4\n",
+                 " is not valid YAML settings: key 'episodes' appears more than once (line 3)"),
+    "quoted.yaml": ("tau: 0.1\n'tau': 0.2\n", " is not valid YAML settings: key 'tau' appears more than once (line 2)"),
+    "nested.yaml": ("Pendulum-v1:\n  tau: 0.1\n  tau: 0.2\n",
+                    " is not valid YAML settings: key 'tau' appears more than once (line 3)"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LONG_OR_REPEATED))
+def test_huge_integers_and_repeated_keys_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                      name: str) -> None:
+    """Python refuses to convert an integer of over 4,300 digits (a ValueError traceback before); JSON and YAML
+    would keep the last of two values for one key without a word."""
+    text, message = LONG_OR_REPEATED[name]
+    (tmp_path / name).write_text(text)
+    line = _train_usage_error(capsys, tmp_path, "--config", str(tmp_path / name))
+    assert f"error: config file {tmp_path / name}{message}" in line
+
+
+def test_a_yaml_merge_may_be_overridden(tmp_path: Path) -> None:
+    """`<<` brings in keys that the mapping may set again: that is YAML's rule, not a repeated key."""
+    path = tmp_path / "merge.yaml"
+    path.write_text("<<: {episodes: 3, tau: 0.1}\nepisodes: 4\n")
+    assert load_config_file(str(path)) == {"episodes": 4, "tau": 0.1}
+
+
+def test_flag_integers_keep_the_file_limit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """argparse would repeat all 5000 digits in its error line."""
+    line = _train_usage_error(capsys, tmp_path, "--seed", "1" * 5000)
+    assert line.endswith("argument --seed: an integer of 5000 digits; no setting takes more than 20 (see --help)")
+    assert _train_usage_error(capsys, tmp_path, "--actor-hidden", "64", "x").endswith(
+        "argument --actor-hidden: invalid int value: 'x' (see --help)")
+
+
+def test_run_name_must_be_utf8(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A name in another encoding reaches Python as surrogates (os.fsdecode(b"\\xff") == "\\udcff"), which
+    cannot be written to the run's JSON files: one line before anything is made (a UnicodeEncodeError before)."""
+    name = os.fsdecode(b"run\xff")
+    line = _train_usage_error(capsys, tmp_path, "--run-name", name)
+    assert line.endswith("error: run_name must be UTF-8 text (the run writes it to JSON), got 'run\\udcff'")
+    with pytest.raises(UsageError, match="env must be UTF-8 text"):
+        Config(env=os.fsdecode(b"Pendulum\xfe")).validate()
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(episodes=10**5000), "episodes must be within [+]-2[*][*]64, got an integer of 16610 bits"),
+    (dict(actor_hidden=(64, -10**5000)), "actor_hidden must be within [+]-2[*][*]64"),
+    (dict(threads=2**31), "threads must be in .0, 2[*][*]31., got 2147483648"),
+])
+def test_integers_out_of_any_range(changes: dict[str, Any], message: str) -> None:
+    """An integer too long to print would fail the error message itself; Paddle takes threads as a C int
+    (a TypeError traceback before)."""
+    with pytest.raises(UsageError, match=message):
+        Config(**changes).validate()
 
 
 def test_engine_from_flags_and_file_and_version_01s_names(tmp_path: Path) -> None:
@@ -357,10 +481,12 @@ def test_yaml_python_tags_are_refused_and_run_nothing(tmp_path: Path, tag: str) 
     assert not marker.exists()
 
 
-def test_yaml_python_tag_through_the_cli(tmp_path: Path) -> None:
+def test_yaml_python_tag_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """`train --config evil.yaml`: one line, exit 2, no marker, and no run directory or log made."""
     marker = tmp_path / "marker"
     (tmp_path / "evil.yaml").write_text(f'x: !!python/object/apply:os.system ["touch {marker}"]\n')
-    result = run_cli("train", "--config", "evil.yaml", cwd=tmp_path)
-    assert_usage_error(result, "evil.yaml: YAML tag !!python/object/apply:os.system refused")
+    monkeypatch.chdir(tmp_path)
+    line = _train_usage_error(capsys, tmp_path, "--config", "evil.yaml")
+    assert "evil.yaml: YAML tag !!python/object/apply:os.system refused" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.yaml"]
