@@ -14,9 +14,8 @@ import numpy as np
 import paddle
 import pytest
 
-from conftest import TINY, TrainedRun, assert_usage_error, record_file, run_cli, scalars, snapshot
+from conftest import TINY, TrainedRun, assert_usage_error, record_file, run_cli, run_process, scalars, snapshot
 from paddle_ddpg import runfiles
-from paddle_ddpg import train as train_module
 from paddle_ddpg.checkpoint import load_checkpoint
 from paddle_ddpg.files import SaveError
 
@@ -91,6 +90,18 @@ def test_train_usage_errors(base_copy: TrainedRun, case: str) -> None:
     after = snapshot(root)
     assert {k: after.get(k) for k in before} == before, "pre-existing files changed"
     assert sorted(set(after) - set(before)) == [], "a rejected command created files or directories"
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("args, needle", [
+    (["train", *TINY, "--run-name", "new", "--env", "Pendulum-v0"], "Pendulum-v1"),
+    (["evaluate", "--checkpoint", "model/base", "--env", "MountainCarContinuous-v0", "--episodes", "1"],
+     "MountainCarContinuous-v0"),
+    (["export", "--checkpoint", "model/base", "--output", "exported/"], "prefix")])
+def test_a_real_process_says_it_in_one_line(base_copy: TrainedRun, args: list[str], needle: str) -> None:
+    """What the in-process tests cannot see: a real interpreter's stderr, which Paddle's C++ side writes to as
+    well, holds the one line, and the process exits with status 2."""
+    assert_usage_error(run_process(args[0], *args[1:], cwd=base_copy.root), needle)
 
 
 def _truncated_checkpoint(run: TrainedRun) -> str:

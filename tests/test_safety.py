@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,8 @@ import paddle
 import pytest
 from visualdl.io import bfile
 
-from conftest import (TINY, TrainedRun, assert_usage_error, cli_env, last_json, record_file, run_cli, scalars,
-                      snapshot)
+from conftest import (TINY, TrainedRun, assert_usage_error, cli_env, last_json, record_file, run_cli, run_process,
+                      scalars, snapshot)
 from paddle_ddpg import export as export_module
 from paddle_ddpg.checkpoint import CHECKPOINT_NAME, load_checkpoint, load_state_dict, save_checkpoint
 from paddle_ddpg.config import Config, UsageError
@@ -97,11 +98,25 @@ CLI_ENTRIES = [("train", "--resume", "old checkpoint"), ("train", "--resume", "r
 def test_no_command_runs_code_from_a_file(tmp_path: Path, module: str, flag: str, kind: str) -> None:
     """Each entry point given a malicious file: one line naming what was refused, status 2, and the planted
     command never ran."""
+    _refuse_planted(tmp_path, module, flag, kind, run_cli)
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize(("module", "flag", "kind"), [("train", "--resume", "old checkpoint"),
+                                                      ("evaluate", "--checkpoint", "legacy export")])
+def test_a_real_process_refuses_a_planted_file_in_one_line(tmp_path: Path, module: str, flag: str,
+                                                           kind: str) -> None:
+    """The same in a real interpreter, whose stderr Paddle's C++ side writes to as well: still one line."""
+    _refuse_planted(tmp_path, module, flag, kind, run_process)
+
+
+def _refuse_planted(tmp_path: Path, module: str, flag: str, kind: str,
+                    run: Callable[..., subprocess.CompletedProcess[str]]) -> None:
     marker = tmp_path / "ran"
     files = _plant(tmp_path / "files", marker)
     args = [flag, str(files[kind])] + (["--env", "Pendulum-v1"] if module != "train" else [])
     args += ["--output", str(tmp_path / "out" / "actor")] if module == "export" else []
-    line = assert_usage_error(run_cli(module, *args, cwd=tmp_path))
+    line = assert_usage_error(run(module, *args, cwd=tmp_path))
     assert "posix.system" in line or "objects" in line or "legacy" in line, line
     assert not marker.exists()
 
