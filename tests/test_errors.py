@@ -62,7 +62,7 @@ TRAIN_USAGE_ERRORS = {
     "run name longer than a file name": (["--run-name", "x" * 300], ["run_name", "255"]),
     "config file not UTF-8": (["--config", "@not_utf8"], ["UTF-8"]),
     "NUL in a path": (["--config", "@nul_in_logdir"], ["logdir", "NUL"]),
-    "memory past any machine": (["--memory-size", str(10**30)], ["memory_size", "GiB"]),
+    "memory past any machine": (["--memory-size", str(10**19)], ["memory_size", "GiB"]),
     "resume with other noise": (["--resume", "model/base", "--noise", "ou"], ["noise", "gaussian"]),
     "resume under a new run name": (["--resume", "model/base", "--run-name", "other"], ["run_name", "base"]),
     "resume into another log dir": (["--resume", "model/base", "--logdir", "elsewhere"], ["logdir"]),

@@ -346,7 +346,7 @@ def test_a_symlink_planted_in_the_log_directory_is_not_followed(base_copy: Train
 @pytest.mark.parametrize(("args", "needle"), [(["--actor-hidden", "1000000000"], "GiB"),
                                               (["--critic-hidden", "100000", "100000"], "GiB"),
                                               (["--memory-size", str(10**12)], "GiB"),
-                                              (["--config", "/dev/zero"], "larger than")])
+                                              (["--config", "/dev/zero"], "not a regular file")])
 def test_sizes_beyond_the_machine_are_refused_before_allocation(tmp_path: Path, args: list[str],
                                                                 needle: str) -> None:
     """The refusal does not wait for an allocation: it comes before the env is stepped, and writes nothing."""
