@@ -19,6 +19,9 @@ import yaml
 from paddle_ddpg.config import ALGOS, ENGINES, NOISES, PRESETS, Config, UsageError, error_summary, field_types
 
 CONFIG_FILE_LIMIT = 1 << 20
+# No setting takes an integer this long (a seed is below 2**64: 20 digits, 16 in hex); Python refuses to convert
+# one of over 4,300 digits with an error that names its own interpreter setting.
+INT_DIGITS = 20
 
 
 def load_config_file(path: str) -> dict[str, Any]:
@@ -75,11 +78,6 @@ def _read_settings_text(path: str) -> str:
 def _kind(mode: int) -> str:
     return ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
             else "a socket" if stat.S_ISSOCK(mode) else "a device")
-
-
-# No setting takes an integer this long (a seed is below 2**64: 20 digits, 16 in hex); Python refuses to convert
-# one of over 4,300 digits with an error that names its own interpreter setting.
-INT_DIGITS = 20
 
 
 def _too_long(number: str) -> str | None:
@@ -199,7 +197,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         elif f.name in _CHOICES:
             kwargs.update(type=kind, choices=_CHOICES[f.name])
         else:
-            kwargs.update(type=_integer if kind is int else kind, metavar=_METAVARS.get(f.name, {int: "N", float: "X"}.get(kind, "S")))
+            metavar = _METAVARS.get(f.name, {int: "N", float: "X"}.get(kind, "S"))
+            kwargs.update(type=_integer if kind is int else kind, metavar=metavar)
         group.add_argument("--" + f.name.replace("_", "-"), **kwargs)
     # Version 0.1's flags for the engine, kept as hidden aliases.
     for flag, engine in (("--fused", "fast"), ("--no-fused", "plain")):
