@@ -99,36 +99,34 @@ def test_resume_needs_a_sweep_directory(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def saved_sweep(directory: Path) -> dict:
-    """The sweep.json a two-seed, two-value grid writes."""
+    """The sweep.json a two-seed, two-value grid writes: the arguments that rebuild it."""
     directory.mkdir(parents=True)
-    base = {"episodes": 3, "logdir": str(directory / "logs"), "model_dir": str(directory / "model")}
-    spec = {"name": "s", "preset": "tutorial", "base": base, "seeds": [0, 1], "grid": {"lr_actor": [1e-4, 1e-3]},
-            "space": {}, "trials": 0, "scheduler": "", "grace_period": 1, "reduction_factor": 3.0,
-            "cpus_per_trial": 1, "max_concurrent": 0, "command": "python -m paddle_ddpg.sweep"}
+    spec = {"argv": ["--preset", "tutorial", "--episodes=3", f"--logdir={directory / 'logs'}",
+                     f"--model-dir={directory / 'model'}", "--threads=1", "--seeds", "0", "1", "--grid",
+                     "lr_actor=1e-4,1e-3", "--name=s", f"--storage={directory.parent}"]}
     (directory / "sweep.json").write_text(json.dumps(spec))
     return spec
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ('{"foo": 1}', "is not a sweep's settings: a JSON object of name, preset, base"),
-    ("[1, 2]", "is not a sweep's settings"),
-    ('{"trials": 1' + "0" * 5000 + "}", "cannot read"),
-    ({"seeds": "01"}, "sweep.json: seeds must be list, got '01'"),
-    ({"seeds": [0, True]}, "sweep.json: --seeds: seed must be an integer, got True"),
-    ({"grid": {"lr_actor": 5}}, "sweep.json: --grid lr_actor: {'choices': 5} is neither values nor a range"),
-    ({"grid": {"seed": [1, 2]}}, "sweep.json: --grid: seed is set by the sweep"),
-    ({"grid": {"tau": [0.1, 7]}}, "sweep.json: --grid tau=7: tau must be in (0, 1], got 7.0"),
-    ({"grid": {}, "space": {"tau": {"low": 0.1, "high": "x", "log": False}}, "trials": 2},
-     "sweep.json: --space tau=x: --space: tau must be a number, got 'x' (str)"),
-    ({"base": {"nosuch": 1}}, "sweep.json: sweep.json: unknown key 'nosuch'"),
-    ({"name": "../x"}, "--name must be a plain directory name"),
-    ({"scheduler": "pbt"}, "--scheduler is asha or none, got 'pbt'"),
+    ('{"foo": 1}', "is not a sweep's record: a JSON object of argv, the sweep's arguments"),
+    ("[1, 2]", "is not a sweep's record"),
+    ('{"argv": "--seeds 0"}', "is not a sweep's record"),
+    ('{"argv": [1' + "0" * 5000 + "]}", "cannot read"),
+    (["--seeds", "0", "True"], "sweep.json: argument --seeds: invalid int value: 'True'"),
+    (["--grid", "seed=1,2"], "sweep.json: --grid: seed is set by the sweep"),
+    (["--grid", "tau=0.1,7"], "sweep.json: --grid tau=7: tau must be in (0, 1], got 7.0"),
+    (["--nosuch=1"], "sweep.json: unrecognized arguments: --nosuch=1"),
+    (["--name=../x"], "sweep.json: --name must be a plain directory name"),
+    (["--scheduler=pbt"], "sweep.json: argument --scheduler: invalid choice: 'pbt'"),
 ])
 def test_resume_of_a_damaged_sweep_json_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                     change: object, message: str) -> None:
-    """`change`: settings that replace the saved ones, or the file's whole text."""
+    """The record goes through a new sweep's checks. `change`: arguments added to the saved ones, or the file's
+    whole text."""
     spec = saved_sweep(tmp_path / "s")
-    (tmp_path / "s" / "sweep.json").write_text(change if isinstance(change, str) else json.dumps({**spec, **change}))
+    (tmp_path / "s" / "sweep.json").write_text(change if isinstance(change, str) else json.dumps(
+        {"argv": spec["argv"] + change}))
     before = sorted(tmp_path.rglob("*"))
     assert message in usage_error(["--resume", str(tmp_path / "s")], capsys)
     assert sorted(tmp_path.rglob("*")) == before

@@ -1,5 +1,4 @@
-"""The sweep program. Without --address it starts a Ray of its own on this machine and stops it at the end; with
---address it joins a running Ray cluster and spreads the same trials over the cluster's machines."""
+"""The sweep program: a Ray of its own on this machine, or with --address the trials spread over a running cluster."""
 
 from __future__ import annotations
 
@@ -8,7 +7,6 @@ if __name__ == "__main__":  # a program starting: its process settings go in bef
 
     prepare_process()
 
-import dataclasses
 import json
 import shlex
 import sys
@@ -21,19 +19,17 @@ from paddle_ddpg.sweep.arguments import SPEC_FILE, build_parser, prepare
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     try:
-        sweep, sweep_dir, kept = prepare(args, argv)
-        # The [sweep] extra (Ray, Optuna, pandas, scipy) once the command is known to be right: every mistake
-        # is reported, and tested, without it.
+        sweep, sweep_dir, kept = prepare(parser, args)
+        # The [sweep] extra once the command is known to be right: every mistake is reported without it.
         from paddle_ddpg.sweep.report import write_json, write_results
         from paddle_ddpg.sweep.tuning import run_sweep
 
         def record(rows: list[dict]) -> None:  # as Ray starts and as each trial ends: what --resume continues
-            if not args.resume and not (sweep_dir / SPEC_FILE).exists():
+            if not (sweep_dir / SPEC_FILE).exists():
                 sweep_dir.mkdir(parents=True, exist_ok=True)
-                write_json(sweep_dir / SPEC_FILE, dataclasses.asdict(sweep))
+                write_json(sweep_dir / SPEC_FILE, {"argv": sweep.argv})
             write_results(sweep, sweep_dir, rows, interrupted=True, everything=False)
 
         rows = run_sweep(sweep, sweep_dir, args.address, kept, record)
