@@ -72,7 +72,7 @@ def call_cost(calls: int, show: bool) -> tuple[float, float]:
         per_call = (time.perf_counter() - start) / calls
         start = time.perf_counter()
         for _ in range(calls // 10):
-            bar.bar.refresh()
+            bar.refresh()
         per_redraw = (time.perf_counter() - start) / (calls // 10)
         bar.close()
     return per_call, per_redraw

@@ -17,7 +17,6 @@ import json
 import sys
 from collections.abc import Sequence
 
-
 from paddle_ddpg import fast
 from paddle_ddpg.checkpoint import CHECKPOINT_NAME
 from paddle_ddpg.cli import Parser
@@ -56,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    env = None
     try:
         if args.episodes <= 0:
             raise UsageError(f"episodes must be > 0, got {args.episodes}")
@@ -71,28 +71,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         policy = load_policy(args.checkpoint, args.env)
         env = policy.make_env(render_mode="rgb_array" if clip else "human" if args.render else None)
         if clip is not None:
-            try:
-                clip.start(env, args.episodes)
-            except UsageError:
-                env.close()
-                raise
-    except UsageError as exc:
-        parser.exit(2, f"{parser.prog}: error: {exc}\n")
-    try:
+            clip.start(env, args.episodes)
         with EvaluationProgress(args.episodes, wanted(not args.no_progress)) as progress:
             returns = evaluate(policy.predict, env, args.episodes, args.seed, on_episode=progress.episode_done,
                                on_frame=clip.add if clip else None, frame_every=clip.every if clip else 1)
+        if clip is not None:
+            clip.save()
+    except UsageError as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    except SaveError as exc:
+        parser.exit(1, f"{parser.prog}: error: {exc}\n")
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted", file=sys.stderr)
         return 130
     finally:
-        env.close()
-    if clip is not None:
-        try:
-            clip.save()
-        except SaveError as exc:
-            print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-            return 1
+        if env is not None:
+            env.close()
     print(json.dumps({"mean_return": float(returns.mean()), "std_return": float(returns.std()),
                       "episodes": len(returns), "returns": [round(float(r), 3) for r in returns]}))
     return 0

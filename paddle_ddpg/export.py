@@ -1,13 +1,10 @@
 """A trained actor as a static Paddle program for deployment: `python -m paddle_ddpg.export`.
 
-`paddle.jit.save` traces the actor into a program plus its weights, which `paddle.jit.load` (or Paddle
-Inference) runs without this package's classes. The actor scales tanh to the action bounds inside, so
-the program maps env-scale states to env-scale actions, bounds baked in. Beside them `<prefix>_meta.json`
-records the environment, its step limit and the sizes, so evaluation runs it where it trained.
-
-The three files appear together or not at all: they are written into a temporary directory, read back
-there through the checks every loaded export meets (paddle_ddpg.actor_program), then renamed into place; a
-failure on the way puts back what was there before and removes the directories the export made.
+`paddle.jit.save` traces the actor (its tanh scaled to the action bounds inside) into a program and weights
+that `paddle.jit.load` or Paddle Inference runs without this package; `<prefix>_meta.json` records the env, its
+step limit and the sizes. The three files appear together or not at all: written into a temporary directory,
+read back there through the checks every loaded export meets, then renamed into place; a failure puts back
+what was there and removes the directories the export made.
 """
 
 from __future__ import annotations
@@ -37,15 +34,14 @@ from paddle_ddpg.policy import (EXPORT_FORMAT, META_SUFFIX, PARAMS_SUFFIX, PROGR
                                 load_policy, read_meta)
 
 SUFFIXES = (PROGRAM_SUFFIX, PARAMS_SUFFIX, META_SUFFIX)
-DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # exit 1, as training's; other failures to write are the user's to fix
 
 
 def export_actor(actor: Actor, path_prefix: str | Path, env_id: str | None = None,
                  max_episode_steps: int = 0) -> list[Path]:
     """Save `actor` for any batch size of states, and its meta file; returns the files written.
 
-    `max_episode_steps` 0 means the environment's own limit, as in `Config`. A disk that fills is a SaveError,
-    any other failure to write a UsageError; either way nothing was changed, and no directory made for it is left.
+    `max_episode_steps` 0 means the env's own limit, as in `Config`. A disk that fills is a SaveError, any other
+    failure to write a UsageError; either way nothing was changed, and no directory made for it is left.
     """
     prefix = Path(path_prefix)
     if not prefix.name or str(path_prefix).endswith(("/", os.sep)):
@@ -59,10 +55,11 @@ def export_actor(actor: Actor, path_prefix: str | Path, env_id: str | None = Non
     meta = {"format": EXPORT_FORMAT, "env": env_id, "max_episode_steps": max_episode_steps, "state_dim": state_dim,
             "action_dim": action_dim, "action_low": actor.action_low.numpy().tolist(),
             "action_high": actor.action_high.numpy().tolist()}
-    made, staging, done = None, None, False
+    made: list[Path] = []  # the directories the export makes, innermost first
+    staging, done = None, False
     try:
         _refuse_foreign(prefix, targets)
-        made = _first_missing(prefix.parent)
+        made = [p for p in (prefix.parent, *prefix.parent.parents) if not (p.exists() or p.is_symlink())]
         prefix.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(prefix.parent)
         staging = temporary(prefix, directory=True)
@@ -83,14 +80,17 @@ def export_actor(actor: Actor, path_prefix: str | Path, env_id: str | None = Non
         fsync_directory(prefix.parent)
         done = True
     except (OSError, RuntimeError, ValueError) as exc:  # Paddle reports a file it cannot open as a RuntimeError
-        failure = SaveError if getattr(exc, "errno", None) in DISK_FULL else UsageError
+        failure = SaveError if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) else UsageError
         raise failure(f"cannot write the exported model to {prefix}: {error_summary(exc)}; nothing was "
                       "changed") from None
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
-        if not done and made is not None:
-            _remove_empty(prefix.parent, made)
+        for directory in made if not done else ():
+            try:
+                directory.rmdir()  # only while empty
+            except OSError:
+                break
     return targets
 
 
@@ -104,30 +104,7 @@ def _read_back(actor: Actor, staged: str) -> str | None:
     states = np.random.default_rng(0).normal(0.0, 1.0, (8, policy.state_dim)).astype(np.float32)
     with paddle.no_grad():
         expected = actor(paddle.to_tensor(states)).numpy()
-    if not np.allclose(policy.predict(states), expected, rtol=0, atol=1e-5):
-        return "its actions differ from the actor's"
-    return None
-
-
-def _first_missing(directory: Path) -> Path | None:
-    """The outermost of `directory` and its parents that does not exist yet: what an export would make."""
-    missing = None
-    for path in (directory, *directory.parents):
-        if path.exists() or path.is_symlink():
-            break
-        missing = path
-    return missing
-
-
-def _remove_empty(directory: Path, outermost: Path) -> None:
-    """Remove `directory` and its parents up to `outermost`, each only while it is empty."""
-    for path in (directory, *directory.parents):
-        try:
-            path.rmdir()
-        except OSError:
-            return
-        if path == outermost:
-            return
+    return None if np.allclose(policy.predict(states), expected, rtol=0, atol=1e-5) else "its actions differ from the actor's"
 
 
 def _refuse_foreign(prefix: Path, targets: list[Path]) -> None:
@@ -148,21 +125,19 @@ def _refuse_foreign(prefix: Path, targets: list[Path]) -> None:
 
 def _swap_in(staged: list[Path], targets: list[Path], staging: Path) -> None:
     """Rename the staged files over the targets, keeping the old ones aside until all are in place."""
-    backups: list[tuple[Path, Path]] = []
-    placed: list[Path] = []
+    backups = [(staging / (t.name + ".old"), t) for t in targets if t.exists()]
+    moved, placed = [], []
     try:
-        for target in targets:
-            if target.exists():
-                backup = staging / (target.name + ".old")
-                os.replace(target, backup)
-                backups.append((backup, target))
+        for backup, target in backups:
+            os.replace(target, backup)
+            moved.append((backup, target))
         for file, target in zip(staged, targets):
             os.replace(file, target)
             placed.append(target)
     except OSError:
         for target in placed:
             target.unlink(missing_ok=True)
-        for backup, target in backups:
+        for backup, target in moved:
             os.replace(backup, target)
         raise
 
@@ -189,10 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         env = policy.make_env()
         env.close()
         files = export_actor(policy.network, args.output, env.spec.id, env.spec.max_episode_steps or 0)
-    except UsageError as exc:
-        parser.exit(2, f"{parser.prog}: error: {exc}\n")
-    except SaveError as exc:
-        parser.exit(1, f"{parser.prog}: error: {exc}\n")
+    except (UsageError, SaveError) as exc:
+        parser.exit(1 if isinstance(exc, SaveError) else 2, f"{parser.prog}: error: {exc}\n")
     print(json.dumps({"files": [str(f) for f in files], "env": env.spec.id,
                       "max_episode_steps": env.spec.max_episode_steps}))
     return 0

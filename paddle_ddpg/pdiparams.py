@@ -3,7 +3,7 @@
 The file is a sequence of tensors, each a version, its LoD levels, a TensorDesc message (data type and dims)
 and the raw data. Paddle's reader would allocate whatever size a damaged or doctored file declares, so each
 declared size is checked against the bytes that follow. Hand-written: the format is Paddle's own, with no
-reader outside Paddle, and a TensorDesc needs only two fields of protocol buffers' wire format.
+reader outside Paddle; protobuf (a Paddle dependency) decodes the TensorDesc.
 """
 
 from __future__ import annotations
@@ -13,9 +13,20 @@ import math
 import struct
 from pathlib import Path
 
+from google.protobuf import descriptor_pb2, descriptor_pool, message, message_factory
+
 from paddle_ddpg.config import UsageError
 
 _DTYPE_BYTES = {0: 1, 1: 2, 2: 4, 3: 8, 4: 2, 5: 4, 6: 8, 20: 1, 21: 1, 22: 2, 23: 8, 24: 16}
+# Paddle's TensorDesc: data_type = 1, dims = 2 (int64, packed or not); its other fields are skipped. The
+# message is built in a pool of its own, leaving protobuf's default pool as it was.
+_PROTO = descriptor_pb2.FileDescriptorProto(name="paddle_ddpg/tensor_desc.proto", package="paddle_ddpg")
+_PROTO.message_type.add(name="TensorDesc").field.extend([
+    descriptor_pb2.FieldDescriptorProto(name="data_type", number=1, type=5, label=1),  # int32, optional
+    descriptor_pb2.FieldDescriptorProto(name="dims", number=2, type=3, label=3)])  # int64, repeated
+_POOL = descriptor_pool.DescriptorPool()
+_POOL.Add(_PROTO)
+TensorDesc = message_factory.GetMessageClass(_POOL.FindMessageTypeByName("paddle_ddpg.TensorDesc"))
 
 
 def check_paddle_params(path: Path) -> None:
@@ -35,56 +46,12 @@ def check_paddle_params(path: Path) -> None:
                 (desc_bytes,) = struct.unpack("<i", f.read(4))
                 if not 0 <= desc_bytes <= size - f.tell():
                     raise UsageError(damaged)
-                dtype, dims = _tensor_desc(f.read(desc_bytes))
-            except struct.error:
+                desc = TensorDesc.FromString(f.read(desc_bytes))
+            except (struct.error, message.DecodeError):
                 raise UsageError(damaged) from None
-            if dtype not in _DTYPE_BYTES or any(d < 0 for d in dims):
+            if not desc.HasField("data_type") or desc.data_type not in _DTYPE_BYTES or any(d < 0 for d in desc.dims):
                 raise UsageError(damaged)
-            nbytes = math.prod(dims) * _DTYPE_BYTES[dtype]
+            nbytes = math.prod(desc.dims) * _DTYPE_BYTES[desc.data_type]
             if nbytes > size - f.tell():
                 raise UsageError(f"{damaged}: a tensor declares {nbytes} bytes, more than the file holds")
             f.seek(nbytes, io.SEEK_CUR)
-
-
-def _tensor_desc(message: bytes) -> tuple[int, list[int]]:
-    """(data type, dims) from a TensorDesc protocol buffer: field 1 the type, field 2 the dims (int64,
-    packed or not); other fields are skipped."""
-    dtype, dims, pos = -1, [], 0
-    while pos < len(message):
-        key, pos = _varint(message, pos)
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            value, pos = _varint(message, pos)
-            if field == 1:
-                dtype = value
-            elif field == 2:
-                dims.append(_int64(value))
-        elif wire == 2:
-            length, pos = _varint(message, pos)
-            end = pos + length
-            while field == 2 and pos < end:
-                value, pos = _varint(message, pos)
-                dims.append(_int64(value))
-            pos = end
-        elif wire in (1, 5):
-            pos += 8 if wire == 1 else 4
-        else:
-            raise struct.error(f"wire type {wire}")
-    return dtype, dims
-
-
-def _varint(buffer: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if pos >= len(buffer) or shift > 63:
-            raise struct.error("truncated varint")
-        byte = buffer[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return value, pos
-
-
-def _int64(value: int) -> int:
-    return value - (1 << 64) if value >= 1 << 63 else value

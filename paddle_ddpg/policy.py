@@ -1,9 +1,8 @@
 """A trained policy from any file a run or an export leaves: `paddle_ddpg.load_policy(path)`.
 
-A path may be a run directory, its full checkpoint, a tutorial-style actor snapshot (ours or the tutorial's
-own `ddpg-actor<N>.para`) or a `paddle_ddpg.export` program. Each is read without running code from the
-file (paddle_ddpg.checkpoint); a program runs only once its ops are found to be an actor's
-(paddle_ddpg.actor_program). Every way a file can be missing, damaged or foreign is one UsageError line.
+A run directory, its checkpoint, an actor snapshot (ours or the tutorial's `ddpg-actor<N>.para`) or an export:
+each read without running code from the file (paddle_ddpg.checkpoint); an export's program runs only once its
+ops are found to be an actor's (paddle_ddpg.actor_program). Every bad file is one UsageError line.
 """
 
 from __future__ import annotations
@@ -13,7 +12,8 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,13 +32,20 @@ from paddle_ddpg.pdiparams import check_paddle_params
 
 # An export: PREFIX.json (the program, Paddle's PIR format), PREFIX.pdiparams, PREFIX_meta.json. Not
 # PREFIX.meta.json: `paddle.jit.load` reads every PREFIX.<name>.json as the program of a method <name>.
-PROGRAM_SUFFIX = ".json"
-PARAMS_SUFFIX = ".pdiparams"
-META_SUFFIX = "_meta.json"
+PROGRAM_SUFFIX, PARAMS_SUFFIX, META_SUFFIX = ".json", ".pdiparams", "_meta.json"
 EXPORT_SUFFIXES = (META_SUFFIX, PARAMS_SUFFIX, PROGRAM_SUFFIX)  # "_meta.json" before ".json"
 LEGACY_SUFFIXES = (".pdmodel", ".pdiparams.info")  # the pre-PIR format, whose loader unpickles the .info file
 EXPORT_FORMAT = "paddle_ddpg-export/1"
 META_LIMIT = 1 << 16  # bytes: a meta file is a few hundred
+
+
+@contextmanager
+def one_line(what: str, *errors: type[Exception]) -> Iterator[None]:
+    """Any of `errors` (Paddle's run to many lines of C++ hints) as the UsageError "`what`: its summary"."""
+    try:
+        yield
+    except errors as exc:
+        raise UsageError(f"{what}: {error_summary(exc)}") from None
 
 
 @dataclass
@@ -68,13 +75,12 @@ class Policy:
 
     @property
     def action_space(self) -> gym.spaces.Box:
-        """The actions `predict` gives: within the env's bounds, which the actor's scaled tanh cannot leave."""
+        """Within the env's bounds, which the actor's scaled tanh cannot leave."""
         return gym.spaces.Box(self.action_low, self.action_high, dtype=np.float32)
 
     @property
     def observation_space(self) -> gym.spaces.Box:
-        """The observations `predict` takes, by size: saved files do not record the env's observation bounds
-        (`make_env().observation_space` has them)."""
+        """By size only: saved files do not record the env's observation bounds (`make_env()` has them)."""
         return gym.spaces.Box(-np.inf, np.inf, (self.state_dim,), dtype=np.float32)
 
     def make_env(self, env_id: str | None = None, render_mode: str | None = None) -> gym.Env:
@@ -99,18 +105,17 @@ def check_dims(env_id: str, trained_on: str, state_dim: int, action_dim: int, en
 def load_policy(path: str | Path, env_id: str | None = None) -> Policy:
     """The policy saved at `path`. The env id (or `env_id`, which overrides it) supplies the action bounds
     of a snapshot, which does not record them."""
-    path = str(path)
-    prefix = exported_prefix(path)
+    prefix = exported_prefix(str(path))
     if prefix is not None:
         return _load_exported(prefix, env_id)
-    file = checkpoint.resolve_checkpoint(path)
+    file = checkpoint.resolve_checkpoint(str(path))
+    config = None
     if file.suffix != checkpoint.CHECKPOINT_SUFFIX:  # a state dict: ours (.pdparams) or the tutorial's (.para)
         if re.search(r"-critic\d+\.pdparams$", file.name):
             raise UsageError(f"{file} is a critic snapshot; load the run's actor (*-actor<N>.pdparams)")
         weights = checkpoint.load_state_dict(file)
         settings = file.parent / "config.json"
         run_config = load_config_file(str(settings)) if settings.is_file() else {}
-        config = None
     else:
         saved = checkpoint.load_checkpoint(file)
         weights = saved["agent"].get("actor")
@@ -121,44 +126,34 @@ def load_policy(path: str | Path, env_id: str | None = None) -> Policy:
     # The two settings used here, checked: a config.json beside a snapshot may have been edited by hand.
     run = Config().updated({k: v for k, v in run_config.items() if k in ("env", "max_episode_steps")},
                            source=str(settings)).validate()
+    layers = range(1, len(weights) // 2 + 1)
+    if len(weights) < 2 or set(weights) != {f"fc{i}.{kind}" for i in layers for kind in ("weight", "bias")}:
+        raise UsageError(f"{file} does not hold actor weights (fc1.weight, fc1.bias, ...), it holds "
+                         f"{sorted(weights)[:6]}")
+    shapes = [tuple(np.shape(weights[f"fc{i}.weight"])) for i in layers]
+    # A critic's layer that takes the action does not chain; Paddle would leave it random with only a warning.
+    if (any(len(s) != 2 or min(s) < 1 for s in shapes) or any(a[1] != b[0] for a, b in zip(shapes, shapes[1:]))
+            or [tuple(np.shape(weights[f"fc{i}.bias"])) for i in layers] != [(s[1],) for s in shapes]):
+        raise UsageError(f"{file} does not hold actor weights (layer sizes {shapes} do not chain)")
     trained_on = run.env if "env" in run_config else None
-    shapes = _actor_shapes(file, weights)
-    state_dim, action_dim = shapes[0][0], shapes[-1][1]
     if env_id is None and trained_on is None:
         raise UsageError(f"{file} carries no environment id; pass --env")
     env_id = env_id or trained_on
     steps = run.max_episode_steps if env_id == trained_on else 0
     env = make_env(env_id, steps)
-    check_dims(env_id, trained_on or env_id, state_dim, action_dim, env)
+    check_dims(env_id, trained_on or env_id, shapes[0][0], shapes[-1][1], env)
     low, high = env.action_space.low.astype(np.float32), env.action_space.high.astype(np.float32)
     env.close()
-    actor = Actor(state_dim, action_dim, low, high, hidden=[s[1] for s in shapes[:-1]])
+    actor = Actor(shapes[0][0], shapes[-1][1], low, high, hidden=[s[1] for s in shapes[:-1]])
     actor.set_state_dict({k: np.asarray(v, np.float32) for k, v in weights.items()})
-    return Policy(actor, env_id, state_dim, action_dim, low, high, steps, config)
-
-
-def _actor_shapes(file: Path, weights: dict[str, Any]) -> list[tuple[int, int]]:
-    """The (in, out) size of each linear layer of the actor in `weights`, checked to be an actor's."""
-    names = {f"fc{i}.{kind}" for i in range(1, len(weights) // 2 + 1) for kind in ("weight", "bias")}
-    if len(weights) < 2 or set(weights) != names:
-        raise UsageError(f"{file} does not hold actor weights (fc1.weight, fc1.bias, ...), it holds "
-                         f"{sorted(weights)[:6]}")
-    shapes = [tuple(np.shape(weights[f"fc{i}.weight"])) for i in range(1, len(weights) // 2 + 1)]
-    biases = [tuple(np.shape(weights[f"fc{i}.bias"])) for i in range(1, len(weights) // 2 + 1)]
-    chained = all(prev[1] == nxt[0] for prev, nxt in zip(shapes, shapes[1:]))
-    if any(len(s) != 2 or min(s) < 1 for s in shapes) or not chained or biases != [(s[1],) for s in shapes]:
-        # A critic's layer that takes the action does not chain; Paddle would load the rest and leave that
-        # layer random with only a warning.
-        raise UsageError(f"{file} does not hold actor weights (layer sizes {shapes} do not chain)")
-    return shapes  # type: ignore[return-value]
+    return Policy(actor, env_id, shapes[0][0], shapes[-1][1], low, high, steps, config)
 
 
 def exported_prefix(path: str) -> str | None:
-    """The export prefix that `path` names (the prefix itself or one of its files), or None if it names
-    none, which leaves a run directory or a checkpoint to the checkpoint reader."""
-    for suffix in EXPORT_SUFFIXES + LEGACY_SUFFIXES:
-        if path.endswith(suffix):
-            return path[: -len(suffix)]
+    """The export prefix that `path` names (the prefix itself or one of its files), or None."""
+    suffix = next((s for s in EXPORT_SUFFIXES + LEGACY_SUFFIXES if path.endswith(s)), None)
+    if suffix:
+        return path[: -len(suffix)]
     try:
         return path if not Path(path).exists() and any(Path(path + s).exists()
                                                        for s in EXPORT_SUFFIXES + LEGACY_SUFFIXES) else None
@@ -167,8 +162,8 @@ def exported_prefix(path: str) -> str | None:
 
 
 def _load_exported(prefix: str, env_id: str | None) -> Policy:
-    """An exported program and its meta data, checked before Paddle reads them, then run once on a zero
-    state, so that a damaged or mismatched export fails here with a sentence, not mid-episode."""
+    """An export, checked before Paddle reads it and run once on a zero state, so that a damaged or mismatched
+    export fails here with a sentence, not mid-episode."""
     legacy = [prefix + s for s in LEGACY_SUFFIXES if Path(prefix + s).exists()]
     if legacy:
         raise UsageError(f"{legacy[0]} is Paddle's legacy program format, whose loader runs code from the "
@@ -178,29 +173,22 @@ def _load_exported(prefix: str, env_id: str | None) -> Policy:
         if not file.is_file():
             raise UsageError(f"exported model {prefix} is incomplete: no {file}")
     meta = read_meta(prefix)
-    # Paddle loads from a private copy of the two files: what was checked is what runs, and no
-    # PREFIX.<name>.json beside them is read as another method, unchecked.
-    try:
-        with tempfile.TemporaryDirectory(prefix="paddle_ddpg-export-") as private:
-            copy = Path(private) / "actor"
-            shutil.copyfile(params, f"{copy}{PARAMS_SUFFIX}")
-            check_paddle_params(Path(f"{copy}{PARAMS_SUFFIX}"))
-            checked = check_program(program, os.path.getsize(f"{copy}{PARAMS_SUFFIX}"))
-            Path(f"{copy}{PROGRAM_SUFFIX}").write_bytes(checked)
-            try:
-                network = paddle.jit.load(str(copy))
-            except Exception as exc:  # Paddle raises RuntimeError/ValueError with multi-line C++ messages
-                raise UsageError(f"exported model {prefix} is corrupt or truncated: {error_summary(exc)}") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read exported model {prefix}: {error_summary(exc)}") from None
+    # Paddle loads a private copy of the two files: what was checked is what runs, and no PREFIX.<name>.json
+    # beside them is read as another method, unchecked.
+    with one_line(f"cannot read exported model {prefix}", OSError), tempfile.TemporaryDirectory(
+            prefix="paddle_ddpg-export-") as private:
+        copy = Path(private) / "actor"
+        shutil.copyfile(params, f"{copy}{PARAMS_SUFFIX}")
+        check_paddle_params(Path(f"{copy}{PARAMS_SUFFIX}"))
+        Path(f"{copy}{PROGRAM_SUFFIX}").write_bytes(check_program(program, os.path.getsize(f"{copy}{PARAMS_SUFFIX}")))
+        with one_line(f"exported model {prefix} is corrupt or truncated", Exception):  # Paddle's C++ errors
+            network = paddle.jit.load(str(copy))
     policy = Policy(network, meta["env"], meta["state_dim"], meta["action_dim"],
                     np.asarray(meta["action_low"], np.float32), np.asarray(meta["action_high"], np.float32),
                     meta["max_episode_steps"])
-    try:
+    with one_line(f"exported model {prefix} does not run on its recorded observation size {policy.state_dim}",
+                  Exception):  # a program of other sizes, or damaged, in any of Paddle's exception types
         shape = policy.predict(np.zeros(policy.state_dim, dtype=np.float32)).shape
-    except Exception as exc:  # a program of other sizes, or damaged, in any of Paddle's exception types
-        raise UsageError(f"exported model {prefix} does not run on its recorded observation size "
-                         f"{policy.state_dim}: {error_summary(exc)}") from None
     if shape != (policy.action_dim,):
         raise UsageError(f"exported model {prefix} gives actions of shape {shape}, its meta file says "
                          f"({policy.action_dim},)")
@@ -210,10 +198,22 @@ def _load_exported(prefix: str, env_id: str | None) -> Policy:
     return policy
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+META_FIELDS: dict[str, Callable[[Any], bool]] = {
+    "env": lambda v: v is None or isinstance(v, str),
+    "max_episode_steps": lambda v: _is_int(v) and v >= 0,
+    "state_dim": lambda v: _is_int(v) and 0 < v <= checkpoint.MAX_WIDTH,
+    "action_dim": lambda v: _is_int(v) and 0 < v <= checkpoint.MAX_WIDTH,
+}
+
+
 def read_meta(prefix: str) -> dict[str, Any]:
     """An export's meta file, every field checked for its type."""
     path = Path(prefix + META_SUFFIX)
-    if not path.is_file():
+    if not path.is_file():  # a FIFO would block the read
         raise UsageError(f"exported model {prefix} is incomplete: no {path}")
     try:
         with open(path, "rb") as f:
@@ -223,15 +223,7 @@ def read_meta(prefix: str) -> dict[str, Any]:
         raise UsageError(f"{path} is unreadable or not valid JSON") from None
     if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:
         raise UsageError(f"{path} is not a paddle_ddpg export meta file")
-
-    def is_int(v: Any) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool)
-
-    checks = {"env": lambda v: v is None or isinstance(v, str),
-              "max_episode_steps": lambda v: is_int(v) and v >= 0,
-              "state_dim": lambda v: is_int(v) and 0 < v <= checkpoint.MAX_WIDTH,
-              "action_dim": lambda v: is_int(v) and 0 < v <= checkpoint.MAX_WIDTH}
-    for key, ok in checks.items():
+    for key, ok in META_FIELDS.items():
         if key not in meta or not ok(meta[key]):
             raise UsageError(f"{path}: {key} is missing or of the wrong type ({meta.get(key)!r})")
     for key in ("action_low", "action_high"):
