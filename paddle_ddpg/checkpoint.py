@@ -1,50 +1,44 @@
-"""The run's state: what `checkpoint.pdckpt` holds, how it is written, read back, checked, and put back into a
-`Trainer`, so that `--resume` continues exactly the run that was interrupted.
+"""The run's state: what `checkpoint.pdckpt` holds, how it is written, read, checked and put back into a `Trainer`.
 
-The file is safetensors: the arrays under numbered names, and everything else as one JSON document in its
-metadata, arrays referred to by name. The safetensors library checks every array's type, shape and offsets
-against the file's size before anything is read, and the format holds no code. Each array is read when the
-document first refers to it; a second reference is refused, so a small file cannot fan out into much memory.
-Checkpoints of version 0.2 (a zip of `.npy` files, `legacy.py`) and 0.1 (a pickle, read through the
-allow-list of `snapshot.py`) load too; a resumed run writes the current format.
+It is safetensors (no code; each array's type, shape and offsets checked against the file's size by the library):
+numbered arrays, and a JSON document in its metadata referring to each at most once, so that a small file cannot
+fan out into much memory. 0.2's zips of `.npy` load too (numpy does not check a declared shape against the bytes
+before allocating, so that is done here), and 0.1's pickles through `snapshot.py`; a resume writes the current format.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
+import struct
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save as safetensors_bytes
 
-from paddle_ddpg import legacy
 from paddle_ddpg.config import UsageError
 from paddle_ddpg.device import require_memory
 from paddle_ddpg.files import atomic_write
 from paddle_ddpg.loop import Trainer
-from paddle_ddpg.snapshot import NUMBER_KINDS, load_state_dict, unpickle
-
-# load_state_dict: a run's snapshots are read where its checkpoint is (policy.py, the safety tests).
-__all__ = ["CHECKPOINT_NAME", "CHECKPOINT_SUFFIX", "MAX_WIDTH", "capture", "load_checkpoint", "load_state_dict",
-           "log_dir_of", "record_of", "resolve_checkpoint", "restore", "save_checkpoint"]
+from paddle_ddpg.snapshot import NUMBER_KINDS, unpickle
+from paddle_ddpg.snapshot import load_state_dict as load_state_dict  # a run's snapshots, read beside its checkpoint
 
 CHECKPOINT_SUFFIX = ".pdckpt"
 CHECKPOINT_NAME = "checkpoint" + CHECKPOINT_SUFFIX
-FORMAT = "paddle_ddpg/3"
-PICKLED_FORMAT = "paddle_ddpg/1"  # version 0.1's pickled checkpoints
+FORMAT, ZIP_FORMAT, PICKLED_FORMAT = "paddle_ddpg/3", "paddle_ddpg/2", "paddle_ddpg/1"  # 0.2 zips, 0.1 pickles
 DOCUMENT_KEY = "paddle_ddpg"  # the metadata entry holding the JSON document
 MAX_WIDTH = 1 << 24  # largest observation or action size a file may declare
 _ARRAY = "__ndarray__"
 _RECORD_NAME = re.compile(r"^vdlrecords\.[0-9A-Za-z_.-]+\.log$")  # VisualDL's record file names
-
-# The top level: each key and the types its value may have.
+_NPY_HEADER = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 _NUMBER = (int, float)
-SCHEMA: dict[str, tuple[type, ...]] = {
+SCHEMA: dict[str, tuple[type, ...]] = {  # the top level: each key and the types its value may have
     "config": (dict,), "state_dim": (int,), "action_dim": (int,), "agent": (dict,), "memory": (dict,),
     "rng": (dict,), "episode": (int,), "steps": (int,), "epsilon": _NUMBER, "wall_seconds": _NUMBER,
     "last_eval": (*_NUMBER, type(None)), "last_eval_std": (*_NUMBER, type(None)), "evals": (list,),
@@ -52,11 +46,9 @@ SCHEMA: dict[str, tuple[type, ...]] = {
 }
 
 
-# A run's state, out of a Trainer and back in
-
 def capture(trainer: Trainer, run_dir: Path, log_dir: Path, record: tuple[str, int]) -> dict[str, Any]:
-    """Everything `restore` needs to continue `trainer`'s run; `record`: the VisualDL record's file name and
-    its length now, to which a resume cuts it back (after a kill, it holds points logged since)."""
+    """Everything `restore` needs; `record`: the VisualDL record's file name and length now, to which a resume
+    cuts it back (after a kill, it holds points logged since)."""
     return {
         "config": trainer.config.to_dict(),
         "state_dim": trainer.env.observation_space.shape[0], "action_dim": trainer.env.action_space.shape[0],
@@ -96,10 +88,9 @@ def restore(trainer: Trainer, saved: dict[str, Any]) -> None:
 
 
 def log_dir_of(run_dir: Path, saved: dict[str, Any]) -> Path:
-    """Where the resumed run logs: the log directory of the run's name, reached from the run directory as it
-    was when the run began (`../../logs/<name>` for the default layout). The relation is read from the file,
-    so it is accepted only in that shape: relative, climbing first and then only descending, and ending in a
-    directory named after the run; an absolute path or one into any other directory is refused."""
+    """Where the resumed run logs: its name's log directory, reached from the run directory as when the run
+    began (`../../logs/<name>` by default). The file says how, so only that shape is accepted: relative,
+    climbing and then only descending, ending in a directory named after the run."""
     relation = saved["log_dir_from_run_dir"]
     parts = Path(relation).parts
     climb = next((i for i, part in enumerate(parts) if part != ".."), len(parts))
@@ -114,37 +105,30 @@ def log_dir_of(run_dir: Path, saved: dict[str, Any]) -> Path:
 def record_of(saved: dict[str, Any]) -> tuple[str, int] | None:
     """The VisualDL record's file name and length at the checkpoint (None from version 0.2, which kept none)."""
     record = saved.get("record")
-    if record is None:
-        return None
-    length = record.get("bytes") if isinstance(record, dict) else None
-    if not (isinstance(record, dict) and isinstance(record.get("file"), str) and _RECORD_NAME.match(record["file"])
-            and type(length) is int and length >= 0):
+    if record is not None and not (isinstance(record, dict) and isinstance(record.get("file"), str)
+                                   and _RECORD_NAME.match(record["file"])
+                                   and type(record.get("bytes")) is int and record["bytes"] >= 0):
         raise UsageError(f"checkpoint {saved['path']} is damaged: its VisualDL record entry is {record!r}")
-    return record["file"], length
+    return None if record is None else (record["file"], record["bytes"])
 
-
-# The file
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Write `state` (nested dicts and lists of numbers, strings, None and numpy arrays) atomically."""
     arrays: dict[str, np.ndarray] = {}
-    document = json.dumps({"format": FORMAT, **_encode(state, arrays)}, allow_nan=True)
+
+    def encode(value: Any) -> Any:
+        if isinstance(value, np.ndarray):
+            arrays[name := str(len(arrays))] = value if value.flags.c_contiguous else value.copy(order="C")
+            return {_ARRAY: name}  # 0-d stays 0-d
+        if isinstance(value, dict):
+            return {str(k): encode(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [encode(v) for v in value]
+        return value.item() if isinstance(value, np.generic) else value
+
+    document = json.dumps({"format": FORMAT, **encode(state)}, allow_nan=True)
     data = safetensors_bytes(arrays, metadata={DOCUMENT_KEY: document})
     atomic_write(path, lambda f: f.write(data))
-
-
-def _encode(value: Any, arrays: dict[str, np.ndarray]) -> Any:
-    if isinstance(value, np.ndarray):
-        name = str(len(arrays))
-        arrays[name] = value if value.flags.c_contiguous else value.copy(order="C")  # 0-d stays 0-d
-        return {_ARRAY: name}
-    if isinstance(value, dict):
-        return {str(k): _encode(v, arrays) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_encode(v, arrays) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def resolve_checkpoint(path: str) -> Path:
@@ -154,7 +138,8 @@ def resolve_checkpoint(path: str) -> Path:
         if p.is_dir():
             if (p / CHECKPOINT_NAME).is_file():
                 return p / CHECKPOINT_NAME
-            snapshots = sorted(p.glob("*-actor*.pdparams"), key=_episode_of)
+            snapshots = sorted(p.glob("*-actor*.pdparams"),
+                               key=lambda s: int(m.group(1)) if (m := re.search(r"(\d+)\.pdparams$", s.name)) else -1)
             if not snapshots:
                 raise UsageError(f"no checkpoint in directory {path} (expected {CHECKPOINT_NAME} or "
                                  "*-actor<N>.pdparams)")
@@ -168,13 +153,9 @@ def resolve_checkpoint(path: str) -> Path:
     return p
 
 
-def _episode_of(path: Path) -> int:
-    match = re.search(r"(\d+)\.pdparams$", path.name)
-    return int(match.group(1)) if match else -1
-
-
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Read a full checkpoint, turning every way a file can be wrong into one UsageError line."""
+    foreign = UsageError(f"{path} is not a paddle_ddpg checkpoint")
     try:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
@@ -182,23 +163,27 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
             head = f.read(9)
             f.seek(0)
             if head[:2] == b"PK":
-                state = _decode(*legacy.read_zip(f, path, size), path)
+                state, version = _read_zip(f, path, size), ZIP_FORMAT
             elif head[:1] == b"\x80":
-                state = unpickle(f, path)
-                if isinstance(state, dict) and state.get("format") != PICKLED_FORMAT:
-                    raise UsageError(f"{path} is not a paddle_ddpg checkpoint")
+                state, version = unpickle(f, path), PICKLED_FORMAT
             elif head[8:9] == b"{":
-                state = _read(path)
+                with safe_open(str(path), framework="np") as st:
+                    names, version = set(st.keys()), FORMAT
+                    state = _decode(json.loads((st.metadata() or {})[DOCUMENT_KEY]),
+                                    lambda name: _numbers(st.get_tensor(name), name, path) if name in names else None,
+                                    path)
             else:
-                raise UsageError(f"{path} is not a paddle_ddpg checkpoint")
+                raise foreign
     except OSError as exc:
         raise UsageError(f"cannot read checkpoint {path}: {exc.strerror}") from None
     except MemoryError:
         raise UsageError(f"checkpoint {path} declares more data than this machine can hold") from None
-    except RecursionError:  # a document nested deeper than Python's stack
+    # The libraries' ways of finding a file damaged; RuntimeError: a document nested deeper than Python's stack.
+    except (SafetensorError, zipfile.BadZipFile, struct.error, EOFError, KeyError, TypeError, ValueError,
+            RuntimeError):
         raise UsageError(f"checkpoint {path} is corrupt or truncated; not a paddle_ddpg checkpoint") from None
-    if not isinstance(state, dict) or state.get("format") not in (FORMAT, legacy.ZIP_FORMAT, PICKLED_FORMAT):
-        raise UsageError(f"{path} is not a paddle_ddpg checkpoint")
+    if not isinstance(state, dict) or state.get("format") != version:  # each format's own tag
+        raise foreign
     for key, kinds in SCHEMA.items():
         value = state.get(key)
         if key not in state or not isinstance(value, kinds) or isinstance(value, bool):
@@ -210,44 +195,55 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
-def _read(path: Path) -> Any:
-    """The document of a safetensors checkpoint with its arrays in place."""
-    try:
-        with safe_open(str(path), framework="np") as f:
-            document = json.loads((f.metadata() or {})[DOCUMENT_KEY])
-            names = set(f.keys())
+def _read_zip(f: IO[bytes], path: Path, size: int) -> Any:
+    """A 0.2 checkpoint of `size` bytes: stored members only, so that no member is larger than the file."""
+    archive = zipfile.ZipFile(f)
+    members = {info.filename: info for info in archive.infolist()}
+    if "checkpoint.json" not in members or any(info.compress_type != zipfile.ZIP_STORED or info.file_size > size
+                                               for info in members.values()):
+        raise ValueError("not a stored zip of a checkpoint")
 
-            def array(name: Any) -> np.ndarray:
-                if name not in names:
-                    raise UsageError(f"checkpoint {path} is damaged: it refers to array {name!r}, which it does not "
-                                     "hold")
-                return f.get_tensor(name)
+    def array(index: Any) -> np.ndarray | None:
+        name = f"arrays/{index}.npy"
+        if name not in members:
+            return None
+        with archive.open(name) as member:
+            version = np.lib.format.read_magic(member)
+            if version not in _NPY_HEADER:
+                raise ValueError(f"npy version {version}")
+            shape, fortran, dtype = _NPY_HEADER[version](member)
+            _numbers(np.empty(0, dtype), index, path)
+            nbytes = math.prod(shape) * dtype.itemsize
+            if nbytes != members[name].file_size - member.tell():
+                raise UsageError(f"checkpoint {path} is damaged: {name} declares shape {shape} of {dtype}, "
+                                 "which its bytes do not hold")
+            return np.frombuffer(member.read(nbytes), dtype).reshape(shape, order="F" if fortran else "C").copy()
 
-            return _decode(document, array, path)
-    except (SafetensorError, KeyError, TypeError, ValueError, RecursionError):  # json's errors are ValueErrors
-        raise UsageError(f"checkpoint {path} is corrupt or truncated; not a paddle_ddpg checkpoint") from None
+    return _decode(json.loads(archive.read("checkpoint.json")), array, path)
 
 
-def _decode(document: Any, array: Callable[[Any], np.ndarray], path: Path) -> Any:
-    """`document` with each array reference replaced by the array, each array read once: a second reference
-    to one is refused, since our files never make one and a doctored file would multiply its memory by it."""
+def _numbers(array: np.ndarray, name: Any, path: Path) -> np.ndarray:
+    if array.dtype.hasobject or array.dtype.kind not in NUMBER_KINDS:
+        raise UsageError(f"checkpoint {path}: array {name!r} holds Python objects or {array.dtype} values; only "
+                         "numbers are accepted")
+    return array
+
+
+def _decode(document: Any, array: Callable[[Any], np.ndarray | None], path: Path) -> Any:
+    """`document` with each array reference replaced by the array, read once: a second reference is refused,
+    since our files never make one and a doctored file would multiply its memory by it."""
     taken: set[Any] = set()
 
     def walk(value: Any) -> Any:
+        if isinstance(value, dict) and set(value) == {_ARRAY} and isinstance(value[_ARRAY], (int, str)):
+            if (name := value[_ARRAY]) in taken:
+                raise UsageError(f"checkpoint {path} is damaged: it refers to array {name!r} more than once")
+            taken.add(name)
+            if (got := array(name)) is None:
+                raise UsageError(f"checkpoint {path} is damaged: it refers to array {name!r}, which it does not hold")
+            return got
         if isinstance(value, dict):
-            if set(value) == {_ARRAY} and isinstance(value[_ARRAY], (int, str)):
-                name = value[_ARRAY]
-                if name in taken:
-                    raise UsageError(f"checkpoint {path} is damaged: it refers to array {name!r} more than once")
-                taken.add(name)
-                got = array(name)
-                if got.dtype.kind not in NUMBER_KINDS:
-                    raise UsageError(f"checkpoint {path}: array {name!r} holds {got.dtype} values; only numbers "
-                                     "are accepted")
-                return got
             return {k: walk(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [walk(v) for v in value]
-        return value
+        return [walk(v) for v in value] if isinstance(value, list) else value
 
     return walk(document)

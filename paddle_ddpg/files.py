@@ -32,19 +32,17 @@ class SaveError(Exception):
 
 def temporary(path: Path, directory: bool = False) -> Path:
     """A new temporary file (or directory) beside `path`, named so that `remove_stale_temporaries` knows it."""
-    make = tempfile.mkdtemp if directory else tempfile.mkstemp
-    made = make(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    if not directory:
-        os.close(made[0])  # type: ignore[index]
-        return Path(made[1])  # type: ignore[index]
-    return Path(made)  # type: ignore[arg-type]
+    names = {"dir": path.parent, "prefix": f".{path.name}.", "suffix": ".tmp"}
+    if directory:
+        return Path(tempfile.mkdtemp(**names))
+    fd, name = tempfile.mkstemp(**names)
+    os.close(fd)
+    return Path(name)
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
-    """Write through `write(file)` into a temporary file beside `path`, fsync it, rename it over `path`,
-    and fsync the directory, so that a crash or kill at any point leaves the old file or the new one,
-    never half of one. A symlink at `path` is replaced, not followed. The system's errors become a
-    `SaveError` naming `path`."""
+    """Write through `write(file)` beside `path`, fsync, rename over `path`, fsync the directory: a crash at any
+    point leaves the old file or the new one, never half of one. A symlink at `path` is replaced, not followed."""
     tmp = None
     try:
         tmp = temporary(path)
@@ -82,22 +80,22 @@ def fsync_directory(directory: Path) -> None:
 
 
 def remove_stale_temporaries(directory: Path) -> None:
-    """Delete what interrupted saves left in `directory`: only ever called by the process that holds the
-    directory's run (or writes its export), so no save of another process is in flight there."""
-    if not directory.is_dir():
-        return
-    for p in directory.iterdir():
+    """Delete what interrupted saves left in `directory`: called only by the process that holds the directory's
+    run (or writes its export), so no save of another process is in flight there."""
+    for p in directory.iterdir() if directory.is_dir() else ():
         if _TEMP.match(p.name) and not p.is_symlink():
-            if p.is_dir():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                p.unlink(missing_ok=True)
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+
+def disk_error(exc: OSError, doing: str) -> Exception:
+    """`doing` failed: a full disk is a SaveError (status 1), anything else the user's to fix (status 2)."""
+    message = f"{doing}: {exc.strerror or exc}"
+    return SaveError(message) if exc.errno in (errno.ENOSPC, errno.EDQUOT) else UsageError(message)
 
 
 class RunLock:
-    """An exclusive lock on a run directory, held for the run's life: a second process that would write the
-    same run is refused with one line naming the first. The operating system releases it on any exit, so a
-    lock left by a dead process is simply taken."""
+    """An exclusive lock on a run directory for the run's life: a second process that would write the same run
+    is refused in one line naming the first. The system releases it on any exit, so a dead holder's is taken."""
 
     def __init__(self, run_dir: Path) -> None:
         self.path = run_dir / LOCK_NAME
@@ -126,8 +124,13 @@ class RunLock:
             os.close(fd)  # the holder removed this file as it finished: lock the new one
         self._fd = fd
         try:
+            with open("/proc/self/cmdline", "rb") as f:
+                command = f.read(300).replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            command = "python"
+        try:
             os.ftruncate(fd, 0)
-            os.write(fd, f"process {os.getpid()} ({_command()})".encode())
+            os.write(fd, f"process {os.getpid()} ({command})".encode())
         except OSError as exc:
             self.release()
             raise disk_error(exc, f"cannot lock run {self.path.parent}") from None
@@ -138,24 +141,3 @@ class RunLock:
             self.path.unlink(missing_ok=True)
             os.close(self._fd)
             self._fd = None
-
-    def __enter__(self) -> RunLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
-def disk_error(exc: OSError, doing: str) -> Exception:
-    """`doing` failed: a full disk is a SaveError (status 1), anything else the user's to fix (status 2)."""
-    message = f"{doing}: {exc.strerror or exc}"
-    return SaveError(message) if exc.errno in (errno.ENOSPC, errno.EDQUOT) else UsageError(message)
-
-
-def _command() -> str:
-    try:
-        with open("/proc/self/cmdline", "rb") as f:
-            return f.read(300).replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return "python"

@@ -1,10 +1,9 @@
 """The run's VisualDL record, with every write checked.
 
-VisualDL writes from a background thread that swallows its errors: on a full disk it prints a warning and
-the run goes on with nothing logged. So after each flush the record file is read back from the last good
-point: it must hold exactly the records written since, whole (VisualDL frames each record as an 8-byte
-little-endian length and the bytes). If not, the file is cut back to that point, which leaves the earlier
-record as it was, and the run stops with a `SaveError`.
+VisualDL writes from a background thread that swallows its errors (on a full disk it warns and logs nothing), so
+after each flush the record is read back from the last good point: it must hold exactly the records written since,
+whole (VisualDL frames each as an 8-byte little-endian length and the bytes). If not, it is cut back to that
+point, which leaves the earlier record as it was, and the run stops with a `SaveError`.
 """
 
 from __future__ import annotations
@@ -22,15 +21,11 @@ from paddle_ddpg.files import SaveError
 
 
 class RunLog:
-    """`add_scalar` as VisualDL's, and `commit` to check that what was added is on disk."""
+    """`add_scalar` as VisualDL's; `commit` checks that it is on disk. It appends to the newest record file, the only
+    one VisualDL's server shows; `cut_back` (a file and length from the checkpoint resumed from) drops what a run
+    killed after it logged, so no step appears twice."""
 
     def __init__(self, log_dir: Path, cut_back: tuple[str, int] | None = None) -> None:
-        """Append to the run's newest record file, if any: VisualDL's server shows only the newest file of a
-        run directory, so a resumed run that opened a second file would hide what was logged before.
-
-        `cut_back` (a file name and a length, from the checkpoint a run resumes from): that file loses what
-        was logged after the checkpoint, by a run killed before its next one, so that no step appears twice.
-        """
         existing = sorted(log_dir.glob("vdlrecords.*.log"))
         if existing and existing[-1].is_symlink():
             raise UsageError(f"{existing[-1]} is a symbolic link; a run writes its log only into its own files")
@@ -45,39 +40,35 @@ class RunLog:
             self.writer = LogWriter(logdir=str(log_dir), file_name=existing[-1].name if existing else "")
         self.path = Path(self.writer.file_name)
         self.writer.flush()
-        self.good = self._size()  # the end of the last checked record
-        self.pending = 0  # records added since
+        self.good, self.pending = self._size(), 0  # the end of the last checked record; records added since
 
     def add_scalar(self, tag: str, value: float, step: int) -> None:
         self.writer.add_scalar(tag, value, step)
         self.pending += 1
 
     def commit(self) -> None:
-        """Flush, and check that the file holds the `pending` records after the last good point, whole."""
         if not self.pending:
             return
         self.writer.flush()
-        size = self._size()
-        count, end = 0, self.good
+        size, count, end = self._size(), 0, self.good
         try:
             with open(self.path, "rb") as f:
-                f.seek(end)
                 while end < size:
-                    (length,) = struct.unpack("<Q", f.read(8))
-                    end += 8 + length
                     f.seek(end)
+                    end += 8 + struct.unpack("<Q", f.read(8))[0]
                     count += 1
         except (OSError, struct.error):
             end = -1
         if end != size or count != self.pending:
-            self._cut_back()
+            with contextlib.suppress(OSError):
+                os.truncate(self.path, self.good)
             raise SaveError(f"cannot write the VisualDL record {self.path}: {self.pending} values were logged, "
                             f"{count} reached the file (a full disk?); it is cut back to its last complete record")
         self.good, self.pending = size, 0
 
     @property
     def position(self) -> tuple[str, int]:
-        """The record's file name and the length of what was committed: where a resume cuts it back to."""
+        """The record's file name and the length committed: where a resume cuts it back to."""
         return self.path.name, self.good
 
     def close(self) -> None:
@@ -88,7 +79,3 @@ class RunLog:
             return os.stat(self.path).st_size
         except OSError:
             return -1
-
-    def _cut_back(self) -> None:
-        with contextlib.suppress(OSError):
-            os.truncate(self.path, self.good)

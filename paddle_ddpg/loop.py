@@ -1,15 +1,10 @@
-"""The tutorial's training loop (section 四), on its own: act, store, learn, count episodes, evaluate.
-
-Per step: act with epsilon-scaled noise, store the transition, and once the memory holds more than
-`learning_starts` transitions, learn from one random batch. Per episode: print the tutorial's progress line
-and evaluate without noise now and then. What a program writes around this (VisualDL, snapshots,
-checkpoints) comes in through `Hooks`, so the loop runs and is tested without any file.
-"""
+"""The tutorial's training loop (section 四): act with epsilon-scaled noise, store, learn from a random batch once
+the memory holds more than `learning_starts` transitions, print the progress line, evaluate without noise now and
+then. What a program writes around it comes in through `Hooks`, so the loop runs and is tested without files."""
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 import os
 import signal
@@ -21,7 +16,6 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import paddle
-import paddle.nn as nn
 
 from paddle_ddpg.agent import DDPG
 from paddle_ddpg.config import Config
@@ -71,16 +65,13 @@ class StopRequest:
 
 
 class Hooks:
-    """What happens around the loop; these do nothing, so a bare `Trainer` only learns."""
+    """What happens around the loop; these do nothing, so a bare `Trainer` only learns. `scalar`: a point of the
+    run's curves; `episode_done`: after `trainer.episode` was counted up; `evaluated`: after `trainer.evals` gained
+    an entry, `best` if its mean beats every earlier one."""
 
-    def scalar(self, tag: str, value: float, step: int) -> None:
-        """A value for the run's curves: episode reward, each loss, eval return."""
-
-    def episode_done(self, trainer: Trainer) -> None:
-        """After `trainer.episode` was counted up."""
-
-    def evaluated(self, trainer: Trainer, best: bool) -> None:
-        """After `trainer.evals` gained an entry; `best`: its mean beats every earlier one."""
+    def scalar(self, tag: str, value: float, step: int) -> None: ...
+    def episode_done(self, trainer: Trainer) -> None: ...
+    def evaluated(self, trainer: Trainer, best: bool) -> None: ...
 
 
 class Trainer:
@@ -106,9 +97,8 @@ class Trainer:
 
     def run(self, stop: StopRequest) -> str | None:
         """Train to the end of the budget, then evaluate; the signal's name if one cut that short, else None."""
-        config = self.config
+        config, rate_steps = self.config, self.steps
         self._clock = rate_clock = time.perf_counter()
-        rate_steps = self.steps
         while self.episode < config.episodes and not self._out_of_steps() and not stop.after_episode:
             episode_reward = self._run_episode(stop)
             self._flush_losses()
@@ -167,8 +157,7 @@ class Trainer:
                 return None
 
     def _check_finite(self, observation: np.ndarray, reward: float, when: str) -> None:
-        """Stop at the first NaN or inf from the env, before it enters the replay memory, naming the env:
-        otherwise it would surface later as non-finite network parameters, blaming the networks."""
+        """Name the env at its first NaN or inf, before the replay memory, which would blame the networks."""
         if not (np.isfinite(observation).all() and math.isfinite(reward)):
             raise EnvironmentFault(f"{self.config.env} returned a non-finite value at {when} (episode "
                                    f"{self.episode}): observation {np.asarray(observation).tolist()}, reward {reward}")
@@ -185,7 +174,7 @@ class Trainer:
     def _evaluate(self, stop: StopRequest, completed: int) -> None:
         """Noise-free evaluation after `completed` episodes, acting as `python -m paddle_ddpg.evaluate` does."""
         started = time.perf_counter()
-        returns = evaluate(functools.partial(noise_free, self.agent.actor), self.eval_env,
+        returns = evaluate(lambda observation: noise_free(self.agent.actor, observation), self.eval_env,
                            self.config.eval_episodes, self.config.seed, should_stop=lambda: stop.now)
         self.eval_seconds += time.perf_counter() - started
         if len(returns) < self.config.eval_episodes:
@@ -204,8 +193,8 @@ class Trainer:
 
 
 def build(config: Config) -> tuple[gym.Env, gym.Env, np.random.Generator, Memory, DDPG]:
-    """A run's training and evaluation environments, noise generator, replay memory and agent, seeded: every
-    draw after initialisation comes from the noise and memory generators, whose states a checkpoint keeps."""
+    """A run's environments, noise generator, replay memory and agent, seeded: every later draw comes from the
+    noise and memory generators, whose states a checkpoint keeps."""
     env, eval_env = make_env(config.env, config.max_episode_steps), make_env(config.env, config.max_episode_steps)
     state_dim, action_dim = env.observation_space.shape[0], env.action_space.shape[0]
     paddle.seed(config.seed)
@@ -217,7 +206,7 @@ def build(config: Config) -> tuple[gym.Env, gym.Env, np.random.Generator, Memory
     return env, eval_env, noise_rng, memory, agent
 
 
-def noise_free(actor: nn.Layer, observation: np.ndarray) -> np.ndarray:
+def noise_free(actor: paddle.nn.Layer, observation: np.ndarray) -> np.ndarray:
     """mu(s) through the Actor layer, as `python -m paddle_ddpg.evaluate` acts: the fast engine's `act` may
     differ in the last bits, and a run's evaluations should give the returns that program gives."""
     with paddle.no_grad():
@@ -225,20 +214,16 @@ def noise_free(actor: nn.Layer, observation: np.ndarray) -> np.ndarray:
 
 
 def loss_means(entries: list[tuple[int, str, paddle.Tensor]], sums: dict[str, tuple[float, int]],
-               interval: int) -> list[tuple[str, float, int]]:
-    """(tag, mean, learn step) at each learn step of `entries` that is a multiple of `interval`, each mean over
-    the losses since the tag's last one; `sums` carries what is not yet averaged from one call to the next.
-    Reading the losses is one device sync; the first non-finite one stops the run."""
+               interval: int) -> Iterator[tuple[str, float, int]]:
+    """(tag, mean since its last one, learn step) at each learn step that is a multiple of `interval`; `sums`
+    carries what is not yet averaged. Reading the losses is one device sync; a non-finite one stops the run."""
     values = paddle.stack([loss for _, _, loss in entries]).numpy() if entries else np.zeros(0)
     if (bad := np.flatnonzero(~np.isfinite(values))).size:
         step, tag, _ = entries[bad[0]]
         raise TrainingDiverged(f"non-finite {tag} ({values[bad[0]]}) at learn step {step}")
-    means = []
     for (step, tag, _), value in zip(entries, values):
         total, count = sums.get(tag, (0.0, 0))
         total, count = total + float(value), count + 1
+        sums[tag] = (0.0, 0) if step % interval == 0 else (total, count)
         if step % interval == 0:
-            means.append((tag, total / count, step))
-            total, count = 0.0, 0
-        sums[tag] = (total, count)
-    return means
+            yield tag, total / count, step

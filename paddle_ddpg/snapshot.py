@@ -1,14 +1,9 @@
 """The tutorial-style snapshots (`ddpg-actor<episode>.pdparams`), and reading pickles without running code.
 
-Snapshots stay what `paddle.save` writes, so the tutorial's `paddle.load` reads them. Python's pickle, behind
-`paddle.load`, runs whatever code a file names, so this package reads them (and the tutorial's `.para`, and
-version 0.1's pickled checkpoints) through an unpickler that builds only what a state dict is made of: dicts,
-lists, numbers, strings and numpy arrays of numbers. Pickle has no library that does this, hence the
-hand-written allow-list.
-
-An array is built only from the bytes the file holds for it: numpy's own constructors would allocate the shape
-a file declares before its bytes arrive (or without them ever arriving), so they are replaced by ones that
-check the bytes against the shape first.
+Snapshots stay what `paddle.save` writes, for the tutorial's `paddle.load`. Pickle runs whatever code a file names
+and no library reads it safely, hence this hand-written allow-list: snapshots, the tutorial's `.para` and 0.1's
+checkpoints are built only from dicts, lists, numbers, strings and numpy arrays of numbers. numpy's array
+constructors would allocate a declared shape before (or without) its bytes, so checked ones replace them.
 """
 
 from __future__ import annotations
@@ -29,7 +24,7 @@ NUMBER_KINDS = "biuf"  # bool, signed and unsigned integers, floats: never objec
 
 
 def save_state_dict(path: Path, state: dict[str, Any]) -> None:
-    """A tutorial-style `.pdparams` file (`paddle.save`'s format, which `paddle.load` reads), written atomically."""
+    """A `.pdparams` file in `paddle.save`'s format, written atomically."""
     buffer = io.BytesIO()
     paddle.save(state, buffer)
     atomic_write(path, lambda f: f.write(buffer.getvalue()))
@@ -44,22 +39,19 @@ def load_state_dict(path: Path) -> dict[str, np.ndarray]:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
     if not isinstance(state, dict) or not state:
         raise UsageError(f"{path} is not a Paddle state dict")
-    out = {}
+    state.pop("StructuredToParameterName@@", None)  # Paddle 2's name map, beside the arrays
     for name, value in state.items():
-        if name == "StructuredToParameterName@@":  # Paddle 2's name map, beside the arrays
-            continue
         if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], np.ndarray):
-            value = value[1]  # Paddle 2.x saved a tensor as (name, array)
+            state[name] = value = value[1]  # Paddle 2.x saved a tensor as (name, array)
         if not isinstance(name, str) or not isinstance(value, np.ndarray):
             raise UsageError(f"{path} is not a Paddle state dict of arrays ({name!r}: {type(value).__name__})")
-        out[name] = value
-    return out
+    return state
 
 
 def unpickle(f: Any, path: Path) -> Any:
     """What the pickle in `f` holds, built through the allow-list; every way it can be wrong is one UsageError."""
     try:
-        return _filled(_AllowListUnpickler(f).load())
+        return _filled(_AllowListUnpickler(f).load(), {})
     except _Refused as exc:
         raise UsageError(f"{path} {exc}") from None
     except MemoryError:
@@ -79,8 +71,7 @@ class _NdarrayType:
 class _PendingArray:
     """`_reconstruct`'s result: no memory until BUILD hands it the array's state, bytes included."""
 
-    def __init__(self) -> None:
-        self.array: np.ndarray | None = None
+    array: np.ndarray | None = None
 
     def __setstate__(self, state: Any) -> None:
         if self.array is not None or not (isinstance(state, tuple) and len(state) == 5):
@@ -88,19 +79,16 @@ class _PendingArray:
         _, shape, dtype, fortran, data = state
         if isinstance(data, str):  # protocol 0 and 1 write the bytes as text
             data = data.encode("latin1")
-        self.array = _from_bytes(data, _number_dtype(dtype), shape, "F" if fortran else "C")
+        self.array = _from_bytes(data, dtype, shape, "F" if fortran else "C")
 
 
-def _number_dtype(dtype: Any) -> np.dtype:
+def _from_bytes(data: Any, dtype: Any, shape: Any, order: str) -> np.ndarray:
+    """A copy of `data` as an array of `shape`, refused unless `data` holds exactly the bytes the shape declares."""
     if not isinstance(dtype, np.dtype):
         raise _Refused(f"holds an array of {type(dtype).__name__}; only numbers are accepted")
     if dtype.kind not in NUMBER_KINDS:
         raise _Refused(f"holds an array of Python objects or {dtype} values; only numbers are accepted")
-    return np.dtype(dtype.str)  # the standard type of that name: a file cannot change its item size
-
-
-def _from_bytes(data: Any, dtype: np.dtype, shape: Any, order: str) -> np.ndarray:
-    """A copy of `data` as an array of `shape`, refused unless `data` holds exactly the bytes the shape declares."""
+    dtype = np.dtype(dtype.str)  # the standard type of that name: a file cannot change its item size
     if not (isinstance(shape, tuple) and all(isinstance(n, int) and n >= 0 for n in shape)):
         raise _Refused(f"declares an array of shape {shape!r}")
     view = memoryview(data).cast("B") if isinstance(data, (bytes, bytearray, pickle.PickleBuffer)) else None
@@ -118,16 +106,6 @@ def _reconstruct(subtype: Any, shape: Any, dtype: Any) -> _PendingArray:
     return _PendingArray()
 
 
-def _frombuffer(buffer: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
-    """Protocol 5's arrays: the bytes come first, then the shape they must fill."""
-    return _from_bytes(buffer, _number_dtype(dtype), shape, "F" if order == "F" else "C")
-
-
-def _scalar(dtype: Any, data: Any) -> Any:
-    dtype = _number_dtype(dtype)
-    return _from_bytes(data, dtype, (), "C")[()]
-
-
 def _latin1(text: Any, encoding: Any) -> bytes:
     """`_codecs.encode` as protocol 2 uses it: an array's bytes, written as latin-1 text."""
     if not isinstance(text, str) or encoding != "latin1":
@@ -137,19 +115,20 @@ def _latin1(text: Any, encoding: Any) -> bytes:
 
 # What the file's globals become: numpy's array constructors are replaced by the checked ones above.
 _ALLOWED: dict[tuple[str, str], Any] = {
-    ("numpy", "ndarray"): _NdarrayType, ("numpy", "dtype"): np.dtype,
-    ("collections", "OrderedDict"): dict,
+    ("numpy", "ndarray"): _NdarrayType, ("numpy", "dtype"): np.dtype, ("collections", "OrderedDict"): dict,
     ("builtins", "tuple"): tuple,  # Paddle 2.x pickled each tensor as tuple((name, array))
     ("_codecs", "encode"): _latin1,
     **{(f"{core}.multiarray", "_reconstruct"): _reconstruct for core in ("numpy.core", "numpy._core")},
-    **{(f"{core}.multiarray", "scalar"): _scalar for core in ("numpy.core", "numpy._core")},
-    **{(f"{core}.numeric", "_frombuffer"): _frombuffer for core in ("numpy.core", "numpy._core")},
+    **{(f"{core}.multiarray", "scalar"): lambda dtype, data: _from_bytes(data, dtype, (), "C")[()]
+       for core in ("numpy.core", "numpy._core")},
+    **{(f"{core}.numeric", "_frombuffer"):  # protocol 5: the bytes come first, then the shape they must fill
+       lambda buffer, dtype, shape, order: _from_bytes(buffer, dtype, shape, "F" if order == "F" else "C")
+       for core in ("numpy.core", "numpy._core")},
 }
 
 
 class _AllowListUnpickler(pickle.Unpickler):
-    """Builds only what `paddle.save` writes for a state dict; any other global, which is how a pickle runs
-    code, is refused."""
+    """Builds only what `paddle.save` writes for a state dict; any other global (how a pickle runs code) is refused."""
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _ALLOWED:
@@ -158,10 +137,9 @@ class _AllowListUnpickler(pickle.Unpickler):
                        "could run code from the file")
 
 
-def _filled(value: Any, done: dict[int, Any] | None = None) -> Any:
-    """`value` with every pending array replaced by the array its BUILD gave; one that never got its bytes
-    is refused. A container the pickle shares is rebuilt once (`done`), as pickle built it once."""
-    done = {} if done is None else done
+def _filled(value: Any, done: dict[int, Any]) -> Any:
+    """`value` with every pending array replaced by the array its BUILD gave; one that never got its bytes is
+    refused. A container the pickle shares is rebuilt once (`done`), as pickle built it once."""
     if id(value) in done:
         return done[id(value)]
     if isinstance(value, _PendingArray):
