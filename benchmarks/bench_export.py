@@ -5,7 +5,7 @@
 Two actors, as `train` builds them: the tutorial preset's 256-128 and the `Pendulum-v1` preset's 400-300.
 Loads run in turns, interleaved, and the medians are reported. Version 0.2's loader comes from commit 69296c0
 (`git show`), so the script runs in a clone of the repository; the weights check it called has since moved to
-`pdiparams.py` unchanged in what it does.
+`actor_program.py` unchanged in what it does.
 
     python benchmarks/bench_export.py --repeats 51
 """
@@ -35,8 +35,8 @@ from typing import Any
 
 import paddle
 
-from paddle_ddpg import export, pdiparams
-from paddle_ddpg.actor_program import check_program
+from paddle_ddpg import export
+from paddle_ddpg.actor_program import check_paddle_params, check_program
 from paddle_ddpg.checkpoint import MAX_WIDTH
 from paddle_ddpg.config import PRESETS
 from paddle_ddpg.networks import Actor
@@ -57,7 +57,7 @@ def version_02(directory: Path) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclass looks itself up there
     spec.loader.exec_module(module)
-    module.checkpoint = types.SimpleNamespace(check_paddle_params=pdiparams.check_paddle_params,
+    module.checkpoint = types.SimpleNamespace(check_paddle_params=check_paddle_params,
                                               MAX_WIDTH=MAX_WIDTH)
     return module
 

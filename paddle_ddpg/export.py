@@ -1,10 +1,8 @@
-"""A trained actor as a static Paddle program for deployment: `python -m paddle_ddpg.export`.
+"""A trained actor as a static Paddle program for deployment (bounds baked in): `python -m paddle_ddpg.export`.
 
-`paddle.jit.save` traces the actor (its tanh scaled to the action bounds inside) into a program and weights
-that `paddle.jit.load` or Paddle Inference runs without this package; `<prefix>_meta.json` records the env, its
-step limit and the sizes. The three files appear together or not at all: written into a temporary directory,
-read back there through the checks every loaded export meets, then renamed into place; a failure puts back
-what was there and removes the directories the export made.
+The program, its weights and `<prefix>_meta.json` (env, step limit, sizes) appear together or not at all:
+written into a temporary directory, read back there through the checks every loaded export meets, then renamed
+into place; a failure puts back what was there and removes the directories the export made.
 """
 
 from __future__ import annotations
@@ -38,11 +36,8 @@ SUFFIXES = (PROGRAM_SUFFIX, PARAMS_SUFFIX, META_SUFFIX)
 
 def export_actor(actor: Actor, path_prefix: str | Path, env_id: str | None = None,
                  max_episode_steps: int = 0) -> list[Path]:
-    """Save `actor` for any batch size of states, and its meta file; returns the files written.
-
-    `max_episode_steps` 0 means the env's own limit, as in `Config`. A disk that fills is a SaveError, any other
-    failure to write a UsageError; either way nothing was changed, and no directory made for it is left.
-    """
+    """Save `actor` for any batch size of states, and its meta file; returns the files written. A disk that
+    fills is a SaveError, any other failure a UsageError; either way nothing was changed."""
     prefix = Path(path_prefix)
     if not prefix.name or str(path_prefix).endswith(("/", os.sep)):
         raise UsageError(f"the output must be a path prefix ending in a file name (e.g. export/actor), got "
@@ -68,8 +63,6 @@ def export_actor(actor: Actor, path_prefix: str | Path, env_id: str | None = Non
         (staging / (prefix.name + META_SUFFIX)).write_text(json.dumps(meta, indent=2) + "\n")
         staged = [staging / target.name for target in targets]
         for file in staged:
-            if not file.is_file():
-                raise OSError(f"paddle.jit.save wrote no {file.name}")
             with open(file, "rb") as f:
                 os.fsync(f.fileno())
         problem = _read_back(actor, str(staging / prefix.name))
@@ -103,19 +96,17 @@ def _read_back(actor: Actor, staged: str) -> str | None:
         return str(exc)
     states = np.random.default_rng(0).normal(0.0, 1.0, (8, policy.state_dim)).astype(np.float32)
     with paddle.no_grad():
-        expected = actor(paddle.to_tensor(states)).numpy()
-    return None if np.allclose(policy.predict(states), expected, rtol=0, atol=1e-5) else "its actions differ from the actor's"
+        same = np.allclose(policy.predict(states), actor(paddle.to_tensor(states)).numpy(), rtol=0, atol=1e-5)
+    return None if same else "its actions differ from the actor's"
 
 
 def _refuse_foreign(prefix: Path, targets: list[Path]) -> None:
     """Replace an earlier export at the same prefix, nothing else: `--output model/<run>/config` would
     otherwise overwrite the run's config.json with a program."""
     existing = [t for t in targets if t.exists() or t.is_symlink()]
-    if not existing:
-        return
     try:
-        read_meta(str(prefix))
-        ours = not any(t.is_symlink() or not t.is_file() for t in existing)
+        ours = not existing or (all(t.is_file() and not t.is_symlink() for t in existing)
+                                and bool(read_meta(str(prefix))))
     except UsageError:
         ours = False
     if not ours:
@@ -125,12 +116,12 @@ def _refuse_foreign(prefix: Path, targets: list[Path]) -> None:
 
 def _swap_in(staged: list[Path], targets: list[Path], staging: Path) -> None:
     """Rename the staged files over the targets, keeping the old ones aside until all are in place."""
-    backups = [(staging / (t.name + ".old"), t) for t in targets if t.exists()]
-    moved, placed = [], []
+    moved: list[tuple[Path, Path]] = []
+    placed: list[Path] = []
     try:
-        for backup, target in backups:
-            os.replace(target, backup)
-            moved.append((backup, target))
+        for target in (t for t in targets if t.exists()):
+            os.replace(target, staging / (target.name + ".old"))
+            moved.append((staging / (target.name + ".old"), target))
         for file, target in zip(staged, targets):
             os.replace(file, target)
             placed.append(target)

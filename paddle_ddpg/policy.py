@@ -8,12 +8,10 @@ ops are found to be an actor's (paddle_ddpg.actor_program). Every bad file is on
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,12 +21,11 @@ import numpy as np
 import paddle
 
 from paddle_ddpg import checkpoint
-from paddle_ddpg.actor_program import check_program
+from paddle_ddpg.actor_program import check_paddle_params, check_program
 from paddle_ddpg.cli import load_config_file
 from paddle_ddpg.config import Config, UsageError, error_summary
 from paddle_ddpg.env import make_env
 from paddle_ddpg.networks import Actor
-from paddle_ddpg.pdiparams import check_paddle_params
 
 # An export: PREFIX.json (the program, Paddle's PIR format), PREFIX.pdiparams, PREFIX_meta.json. Not
 # PREFIX.meta.json: `paddle.jit.load` reads every PREFIX.<name>.json as the program of a method <name>.
@@ -37,15 +34,6 @@ EXPORT_SUFFIXES = (META_SUFFIX, PARAMS_SUFFIX, PROGRAM_SUFFIX)  # "_meta.json" b
 LEGACY_SUFFIXES = (".pdmodel", ".pdiparams.info")  # the pre-PIR format, whose loader unpickles the .info file
 EXPORT_FORMAT = "paddle_ddpg-export/1"
 META_LIMIT = 1 << 16  # bytes: a meta file is a few hundred
-
-
-@contextmanager
-def one_line(what: str, *errors: type[Exception]) -> Iterator[None]:
-    """Any of `errors` (Paddle's run to many lines of C++ hints) as the UsageError "`what`: its summary"."""
-    try:
-        yield
-    except errors as exc:
-        raise UsageError(f"{what}: {error_summary(exc)}") from None
 
 
 @dataclass
@@ -175,20 +163,26 @@ def _load_exported(prefix: str, env_id: str | None) -> Policy:
     meta = read_meta(prefix)
     # Paddle loads a private copy of the two files: what was checked is what runs, and no PREFIX.<name>.json
     # beside them is read as another method, unchecked.
-    with one_line(f"cannot read exported model {prefix}", OSError), tempfile.TemporaryDirectory(
-            prefix="paddle_ddpg-export-") as private:
-        copy = Path(private) / "actor"
-        shutil.copyfile(params, f"{copy}{PARAMS_SUFFIX}")
-        check_paddle_params(Path(f"{copy}{PARAMS_SUFFIX}"))
-        Path(f"{copy}{PROGRAM_SUFFIX}").write_bytes(check_program(program, os.path.getsize(f"{copy}{PARAMS_SUFFIX}")))
-        with one_line(f"exported model {prefix} is corrupt or truncated", Exception):  # Paddle's C++ errors
-            network = paddle.jit.load(str(copy))
+    try:
+        with tempfile.TemporaryDirectory(prefix="paddle_ddpg-export-") as private:
+            copy = Path(private) / "actor"
+            weights = Path(shutil.copyfile(params, f"{copy}{PARAMS_SUFFIX}"))
+            check_paddle_params(weights)
+            Path(f"{copy}{PROGRAM_SUFFIX}").write_bytes(check_program(program, weights.stat().st_size))
+            try:
+                network = paddle.jit.load(str(copy))
+            except Exception as exc:  # Paddle raises RuntimeError/ValueError with multi-line C++ messages
+                raise UsageError(f"exported model {prefix} is corrupt or truncated: {error_summary(exc)}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read exported model {prefix}: {error_summary(exc)}") from None
     policy = Policy(network, meta["env"], meta["state_dim"], meta["action_dim"],
                     np.asarray(meta["action_low"], np.float32), np.asarray(meta["action_high"], np.float32),
                     meta["max_episode_steps"])
-    with one_line(f"exported model {prefix} does not run on its recorded observation size {policy.state_dim}",
-                  Exception):  # a program of other sizes, or damaged, in any of Paddle's exception types
+    try:
         shape = policy.predict(np.zeros(policy.state_dim, dtype=np.float32)).shape
+    except Exception as exc:  # a program of other sizes, or damaged, in any of Paddle's exception types
+        raise UsageError(f"exported model {prefix} does not run on its recorded observation size "
+                         f"{policy.state_dim}: {error_summary(exc)}") from None
     if shape != (policy.action_dim,):
         raise UsageError(f"exported model {prefix} gives actions of shape {shape}, its meta file says "
                          f"({policy.action_dim},)")

@@ -1,8 +1,5 @@
-"""Watching a trained policy: its noise-free episodes as a small GIF or MP4 clip, or live in a window.
-
-`evaluate --record out.gif` and the notebook's animations come through here. A clip stays small: every
-`every`-th frame, downscaled to fit in `size` x `size` pixels, and for a GIF one palette for every frame.
-GIFs are written with Pillow (which VisualDL already needs); MP4 with imageio-ffmpeg (the `[record]` extra).
+"""Watching a trained policy: its noise-free episodes as a small GIF (Pillow) or MP4 (imageio-ffmpeg, the
+`[record]` extra) clip, or live in a window. `evaluate --record` and the notebook's animations come through here.
 """
 
 from __future__ import annotations
@@ -41,9 +38,9 @@ def require_display() -> None:
 
 
 class Clip:
-    """Frames of noise-free episodes on their way to `path` (.gif or .mp4). Every mistake in the request is a
-    UsageError before any episode runs: the constructor checks the file, `start(env, episodes)` the env.
-    `every` None: DEFAULT_EVERY, or more where GIF frames would be too short to play at real speed."""
+    """Frames of noise-free episodes on their way to `path`, every `every`-th downscaled to fit in `size` x `size`.
+    Every mistake in the request is a UsageError before any episode runs: the constructor checks the file,
+    `start(env, episodes)` the env. `every` None: DEFAULT_EVERY, or more where a GIF would play too slowly."""
 
     def __init__(self, path: str | Path, size: int = DEFAULT_SIZE, every: int | None = None) -> None:
         self.path = Path(path)
@@ -77,13 +74,11 @@ class Clip:
         self.frames: list[Image.Image] = []
 
     @property
-    def frame_ms(self) -> float:
-        """How long each kept frame shows, for the clip to play at real speed."""
+    def frame_ms(self) -> float:  # how long each kept frame shows, for the clip to play at real speed
         return 1000.0 * self.every / self.fps
 
     def start(self, env: gym.Env, episodes: int) -> None:
-        """Render one frame of `env` (render_mode "rgb_array"), take its frame rate, settle the frame skip and
-        check the clip's frames fit in memory."""
+        """Render one frame, take the frame rate, settle the frame skip, check the frames fit in memory."""
         env_id = env.spec.id if env.spec else type(env.unwrapped).__name__
         try:
             env.reset(seed=0)  # a renderer draws the current state; each episode resets with its own seed
@@ -113,20 +108,17 @@ class Clip:
             require_memory(episodes * math.ceil(steps / self.every) * width * height * 3,
                            f"a clip of {episodes} episodes of {steps} steps at {width}x{height}")
 
-    def add(self, frame: np.ndarray) -> None:
-        """Keep one rendered frame, downscaled now: the full-size renders never pile up."""
+    def add(self, frame: np.ndarray) -> None:  # downscaled now: the full-size renders never pile up
         self.frames.append(Image.fromarray(frame).resize(self.frame_size, Image.Resampling.LANCZOS))
 
     def save(self) -> None:
-        """Write the clip atomically: an interrupted save leaves no half file."""
         if not self.frames:
             raise UsageError(f"no frames to record in {self.path}: no episode ran")
         data = gif_bytes(self.frames, self.frame_ms) if self.format == ".gif" else self._mp4_bytes()
         atomic_write(self.path, lambda f: f.write(data))
 
     def _mp4_bytes(self) -> bytes:
-        """H.264 (what browsers and players take); imageio-ffmpeg writes only to a named file."""
-        import imageio_ffmpeg  # optional: the constructor has checked it is there
+        import imageio_ffmpeg  # optional, checked by the constructor; it writes H.264 only to a named file
 
         with tempfile.TemporaryDirectory() as directory:
             path = os.path.join(directory, "clip.mp4")
@@ -160,8 +152,7 @@ def gif_bytes(frames: list[Image.Image], frame_ms: float) -> bytes:
 
 def record_episodes(policy: Policy, path: str | Path, episodes: int = 1, seed: int = 0, size: int = DEFAULT_SIZE,
                     every: int | None = None) -> np.ndarray:
-    """Write `episodes` noise-free episodes of `policy` to `path` (.gif or .mp4) and return their returns:
-    the episodes `evaluate` runs with the same `seed`, on the env the policy was trained on."""
+    """Write the noise-free episodes `evaluate` runs with `seed` to `path` (.gif or .mp4); their returns."""
     clip = Clip(path, size, every)
     env = policy.make_env(render_mode="rgb_array")
     try:
