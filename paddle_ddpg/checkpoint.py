@@ -170,8 +170,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
                 with safe_open(str(path), framework="np") as st:
                     names, version = set(st.keys()), FORMAT
                     state = _decode(json.loads((st.metadata() or {})[DOCUMENT_KEY]),
-                                    lambda name: _numbers(st.get_tensor(name), name, path) if name in names else None,
-                                    path)
+                                    lambda name: st.get_tensor(name) if name in names else None, path)
             else:
                 raise foreign
     except OSError as exc:
@@ -212,7 +211,7 @@ def _read_zip(f: IO[bytes], path: Path, size: int) -> Any:
             if version not in _NPY_HEADER:
                 raise ValueError(f"npy version {version}")
             shape, fortran, dtype = _NPY_HEADER[version](member)
-            _numbers(np.empty(0, dtype), index, path)
+            _numbers(dtype, index, path)  # before anything is read
             nbytes = math.prod(shape) * dtype.itemsize
             if nbytes != members[name].file_size - member.tell():
                 raise UsageError(f"checkpoint {path} is damaged: {name} declares shape {shape} of {dtype}, "
@@ -222,11 +221,10 @@ def _read_zip(f: IO[bytes], path: Path, size: int) -> Any:
     return _decode(json.loads(archive.read("checkpoint.json")), array, path)
 
 
-def _numbers(array: np.ndarray, name: Any, path: Path) -> np.ndarray:
-    if array.dtype.hasobject or array.dtype.kind not in NUMBER_KINDS:
-        raise UsageError(f"checkpoint {path}: array {name!r} holds Python objects or {array.dtype} values; only "
-                         "numbers are accepted")
-    return array
+def _numbers(dtype: np.dtype, name: Any, path: Path) -> None:
+    if dtype.hasobject or dtype.kind not in NUMBER_KINDS:
+        raise UsageError(f"checkpoint {path}: array {name!r} holds Python objects or {dtype} values; only numbers "
+                         "are accepted")
 
 
 def _decode(document: Any, array: Callable[[Any], np.ndarray | None], path: Path) -> Any:
@@ -241,6 +239,7 @@ def _decode(document: Any, array: Callable[[Any], np.ndarray | None], path: Path
             taken.add(name)
             if (got := array(name)) is None:
                 raise UsageError(f"checkpoint {path} is damaged: it refers to array {name!r}, which it does not hold")
+            _numbers(got.dtype, name, path)
             return got
         if isinstance(value, dict):
             return {k: walk(v) for k, v in value.items()}

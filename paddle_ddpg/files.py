@@ -10,6 +10,7 @@ import errno
 import os
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -124,13 +125,8 @@ class RunLock:
             os.close(fd)  # the holder removed this file as it finished: lock the new one
         self._fd = fd
         try:
-            with open("/proc/self/cmdline", "rb") as f:
-                command = f.read(300).replace(b"\0", b" ").decode(errors="replace").strip()
-        except OSError:
-            command = "python"
-        try:
             os.ftruncate(fd, 0)
-            os.write(fd, f"process {os.getpid()} ({command})".encode())
+            os.write(fd, f"process {os.getpid()} ({' '.join(sys.argv)[:300]})".encode(errors="replace"))
         except OSError as exc:
             self.release()
             raise disk_error(exc, f"cannot lock run {self.path.parent}") from None
