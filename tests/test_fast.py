@@ -48,7 +48,7 @@ def _batch(rng: np.random.Generator, size: int = 16) -> Batch:
 def test_one_stanh_kernel_only_for_bounds_alike_and_centred(low: list[float], high: list[float],
                                                             expected: float | None) -> None:
     actor = Actor(STATE_DIM, len(low), low, high, (8,))
-    assert layers.actor_layers(actor).symmetric_scale == expected
+    assert layers.ActorPass(actor).symmetric_scale == expected
 
 
 @pytest.mark.parametrize("bounds", BOUNDS)
@@ -61,9 +61,9 @@ def test_explicit_forwards_equal_the_layers(hidden: tuple[int, ...], action_laye
     state = paddle.randn([16, STATE_DIM])
     with paddle.no_grad():
         action = actor(state)
-        ours, _ = layers.actor_forward(layers.actor_layers(actor), state)
+        ours, _ = layers.ActorPass(actor).forward(state)
         np.testing.assert_allclose(ours.numpy(), action.numpy(), rtol=1e-5, atol=1e-6)
-        ours, _ = layers.critic_forward(layers.critic_layers(critic), state, action)
+        ours, _ = layers.CriticPass(critic).forward(state, action)
         np.testing.assert_allclose(ours.numpy(), critic(state, action).numpy(), rtol=1e-5, atol=1e-6)
 
 
@@ -73,7 +73,8 @@ def test_explicit_forwards_equal_the_layers(hidden: tuple[int, ...], action_laye
 def test_explicit_gradients_equal_autograd(hidden: tuple[int, ...], action_layer: int,
                                            bounds: tuple[np.ndarray, np.ndarray], tanh_penalty: float) -> None:
     """Critic parameter gradients of an MSE loss, the action gradient through a frozen critic, and the actor
-    parameter gradients of -mean Q plus the tanh penalty, each against paddle.grad."""
+    parameter gradients of -mean Q plus the tanh penalty, each against paddle.grad (the losses' own gradients,
+    2 (q - y) / batch and -1 / batch, given as the engine computes them)."""
     paddle.seed(1)
     actor = Actor(STATE_DIM, ACTION_DIM, *bounds, hidden)
     actor.fcs[-1].bias.set_value(paddle.to_tensor(SATURATING_BIAS))
@@ -83,9 +84,8 @@ def test_explicit_gradients_equal_autograd(hidden: tuple[int, ...], action_layer
 
     expected = paddle.grad(paddle.nn.functional.mse_loss(critic(state, action), y), critic.parameters())
     with paddle.no_grad():
-        q, saved = layers.critic_forward(layers.critic_layers(critic), state, action)
-        _, d_q = layers.mse_and_grad(q, y)
-        got = layers.critic_backward(layers.critic_layers(critic), saved, d_q)
+        q, saved = layers.CriticPass(critic).forward(state, action)
+        got = layers.CriticPass(critic).backward(saved, 2 * (q - y) / len(q))
     _assert_all_equal(got, expected)
 
     z = actor.preactivation(state)
@@ -94,11 +94,10 @@ def test_explicit_gradients_equal_autograd(hidden: tuple[int, ...], action_layer
     expected = paddle.grad(-critic(state, actor(state)).mean() + tanh_penalty * excess.square().mean(),
                            actor.parameters())
     with paddle.no_grad():
-        mu, saved_actor = layers.actor_forward(layers.actor_layers(actor), state)
-        q, saved_critic = layers.critic_forward(layers.critic_layers(critic), state, mu)
-        _, d_q = layers.minus_mean_and_grad(q)
-        d_action = layers.critic_action_grad(layers.critic_layers(critic), saved_critic, d_q)
-        got = layers.actor_backward(layers.actor_layers(actor), saved_actor, d_action, tanh_penalty)
+        mu, saved_actor = layers.ActorPass(actor).forward(state)
+        q, saved_critic = layers.CriticPass(critic).forward(state, mu)
+        d_action = layers.CriticPass(critic).action_grad(saved_critic, paddle.full(q.shape, -1 / len(q)))
+        got = layers.ActorPass(actor).backward(saved_actor, d_action, tanh_penalty)
     _assert_all_equal(got, expected)
 
 
@@ -132,7 +131,7 @@ def _assert_all_equal(got: list[paddle.Tensor], expected: list[paddle.Tensor]) -
 
 
 def test_relu_gradient_kernel_matches_paddles_relu_grad_bit_for_bit() -> None:
-    """`_relu_grad` stands in for relu_grad for speed: zeros of either sign, subnormals, large and random
+    """`relu_grad` stands in for relu_grad for speed: zeros of either sign, subnormals, large and random
     values must give the same bits."""
     rng = np.random.default_rng(0)
     edges = np.array([0.0, -0.0, 1e-45, 1e-38, 1.0, 3e38], dtype=np.float32)
@@ -140,7 +139,7 @@ def test_relu_gradient_kernel_matches_paddles_relu_grad_bit_for_bit() -> None:
     g = rng.standard_normal((16, 16)).astype(np.float32)
     g[0, :2] = [-1.0, 2.0]
     expected = paddle._C_ops.relu_grad(paddle.to_tensor(out), paddle.to_tensor(g)).numpy()
-    got = layers._relu_grad(paddle.to_tensor(out), paddle.to_tensor(g)).numpy()
+    got = layers.relu_grad(paddle.to_tensor(out), paddle.to_tensor(g)).numpy()
     np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
 
 

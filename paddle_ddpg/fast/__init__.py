@@ -1,10 +1,7 @@
-"""The fast engine, and the only code of the package that uses Paddle's private API.
-
-`accelerate(agent)` replaces the agent's `update` and `act` with the engine's: the same numbers as the plain
-agent (tests/test_fast.py holds them equal after 100 updates), several times faster on CPU
-(benchmarks/README.md). The engine computes the stock `DDPG`, `Actor` and `Critic` only, and private kernels
-can change between Paddle releases, so it is used only after `check` has found the agent to be that code and
-this Paddle to offer what the engine calls; otherwise the agent keeps its plain update.
+"""The fast engine, the only code of the package that uses Paddle's private API: `accelerate(agent)` gives the
+agent the engine's `update` and `act`, the plain agent's numbers several times faster on CPU (tests/test_fast.py,
+benchmarks/README.md), once `check` has found the agent to be the code the engine computes and this Paddle to
+offer what it calls; otherwise the agent keeps its plain update.
 """
 
 from __future__ import annotations
@@ -22,9 +19,14 @@ else:
 
 
 def accelerate(agent: DDPG) -> str | None:
-    """Give `agent` the fast engine's `update` and `act`; returns None, or in one line what differs: the
-    agent's code from the code the engine computes, or this Paddle from what the engine calls."""
-    reason = _MISSING or check.paddle_differs() or check.code_differs(agent) or check.stock_differs()
+    """Give `agent` the fast engine's `update` and `act`; returns None, or in one line what differs: the agent's
+    code from the code the engine computes, or this Paddle from what it calls. The checks make parameters, which
+    draw from Paddle's generator: its state is restored, so a seeded run draws alike whether it checked or not."""
+    rng_state = paddle.get_rng_state()
+    try:
+        reason = _MISSING or check.paddle_differs() or check.code_differs(agent) or check.stock_differs()
+    finally:
+        paddle.set_rng_state(rng_state)
     if reason is None:
         engine.install(agent)
     return reason
@@ -32,6 +34,5 @@ def accelerate(agent: DDPG) -> str | None:
 
 def set_cpu_threads(threads: int) -> None:
     """Paddle runs its CPU kernels on one thread unless told otherwise, and only a private call tells it."""
-    setter = getattr(getattr(paddle.base, "core", None), "set_num_threads", None)
-    if setter is not None:
+    if (setter := getattr(getattr(paddle.base, "core", None), "set_num_threads", None)) is not None:
         setter(threads)

@@ -1,18 +1,10 @@
-"""The fast engine: `DDPG.update` and `DDPG.act` computed with explicit kernels over flat parameter buffers.
+"""The fast engine: `DDPG.update` and `DDPG.act` in explicit kernels (`layers`) over flat parameter buffers.
 
-At the tutorial's sizes one update is a fifth of a millisecond of matrix products on one core, and
-autograd's graph, `nn.Layer.__call__`, the optimizer's Python wrapper and a soft update issued parameter by
-parameter cost several times that. So here:
-
-- the parameters of the online networks become views of one contiguous buffer and the target parameters of a
-  second one laid out alike (`share_flat`), so the soft update of every target network is two kernels;
-- each optimizer is one call of Paddle's merged Adam kernel over the moments of the agent's own
-  `paddle.optimizer.Adam`, so `DDPG.state_dict` saves the same optimizer state whichever engine trained;
-- gradients come from the hand-written backward passes of `layers`;
-- the first update of each kind is recorded and later ones replay its kernel calls (`Trace`).
-
-The layers stay the source of truth: their parameters are views of the buffers, so `state_dict`,
-`set_state_dict` and `paddle.jit.save` see every update.
+At the tutorial's sizes autograd, `nn.Layer.__call__`, the optimizer's Python and a soft update issued parameter
+by parameter cost several times the matrix products. So the online parameters become views of one buffer and the
+targets of a second laid out alike (`share_flat`), making the soft update two kernels; each Adam steps in one
+merged kernel on the agent's own optimizer's moments, which `DDPG.state_dict` saves; and each kind of update
+replays the kernel calls of its first (`Trace`). The layers' parameters, being views, see every update.
 """
 
 from __future__ import annotations
@@ -33,11 +25,8 @@ from paddle_ddpg.networks import Critic
 
 
 def share_flat(params: Sequence[paddle.Tensor]) -> paddle.Tensor:
-    """Move `params` into one new contiguous buffer, each becoming a view of its slice; return the buffer.
-
-    Paddle's `set_value` (behind `set_state_dict`) copies into a parameter's memory, so loading weights
-    later keeps the views intact.
-    """
+    """Move `params` into one new buffer, each a view of its slice, and return it. `set_value` (behind
+    `set_state_dict`) copies into a parameter's memory, so loading weights later keeps the views."""
     buffer = paddle.concat([p.detach().reshape([-1]) for p in params])
     offset = 0
     for p in params:
@@ -50,28 +39,23 @@ def share_flat(params: Sequence[paddle.Tensor]) -> paddle.Tensor:
 
 
 def fill(tensor: paddle.Tensor, array: np.ndarray, place: paddle.base.core.Place) -> paddle.Tensor:
-    """Copy `array` as float32 into `tensor`'s memory on `place` (the current device, as
-    `framework._current_expected_place()` gives it), taking the array's shape. The tensor is overwritten at
-    the next call: nothing keeps it."""
+    """Copy `array` into `tensor`'s memory on `place` (the current device): cheaper than a new tensor."""
     tensor.get_tensor().set(np.asarray(array, dtype=np.float32), place)
     return tensor
 
 
 class MergedAdam:
-    """The steps of a `paddle.optimizer.Adam` in one call of the merged Adam kernel (the multi-tensor kernel
-    behind `Adam(use_multi_tensor=True)`), on that optimizer's own moment tensors."""
+    """A `paddle.optimizer.Adam`'s step as one call of the merged Adam kernel, on that optimizer's moments."""
 
     def __init__(self, optim: paddle.optimizer.Adam, params: Sequence[paddle.Tensor]) -> None:
-        self.optim, self.params = optim, list(params)
+        self.optim, self.params, self.moments = optim, list(params), []
         self.learning_rate = paddle.full([1], optim.get_lr(), dtype="float32")
-        self.moments: list[list[paddle.Tensor]] = []
 
     def bind(self) -> None:
-        """Have the optimizer make its moments, as its first `step` would (they take the values of a
-        `set_state_dict` made before), and keep them."""
+        """Have the optimizer make its moments as its first `step` would (taking the values of a `set_state_dict`
+        made before), and keep them."""
         self.optim._create_accumulators(framework.default_main_program().global_block(), self.params)
-        accumulators = self.optim._accumulators
-        self.moments = [[accumulators[kind][p.name] for p in self.params]
+        self.moments = [[self.optim._accumulators[kind][p.name] for p in self.params]
                         for kind in ("moment1", "moment2", "beta1_pow_acc", "beta2_pow_acc")]
 
     def step(self, grads: Sequence[paddle.Tensor]) -> None:
@@ -91,87 +75,71 @@ class FastEngine:
         self.target = share_flat([p for _, target in agent.target_pairs() for p in target.parameters()])
         self.actor_adam = MergedAdam(agent.actor_optim, actor_params)
         self.critic_adam = MergedAdam(agent.critic_optim, critic_params)
-        self.layers = {net: layers.critic_layers(net) if isinstance(net, Critic) else layers.actor_layers(net)
+        self.passes = {net: layers.CriticPass(net) if isinstance(net, Critic) else layers.ActorPass(net)
                        for pair in agent.target_pairs() for net in pair}
-        # Inputs are copied into these tensors' memory (`fill`), a fraction of the cost of new tensors.
         self.place = framework._current_expected_place()
-        self.state, self.target_noise = paddle.zeros([1]), paddle.zeros([1])
-        self.batch = [paddle.zeros([1]) for _ in Batch._fields]
+        self.state, self.target_noise, *self.batch = (paddle.zeros([1]) for _ in range(2 + len(Batch._fields)))
         self.traces: dict[tuple[int, bool, bool, float, float], Trace] = {}
 
     def act(self, state: np.ndarray) -> np.ndarray:
         with paddle.no_grad():
-            action, _ = layers.actor_forward(self.layers[self.agent.actor], fill(self.state, state[None], self.place))
-            return action.numpy()[0]
+            return self.passes[self.agent.actor].forward(fill(self.state, state[None], self.place))[0].numpy()[0]
 
     def update(self, batch: Batch, target_noise: np.ndarray | None, actor_step: bool) -> dict[str, paddle.Tensor]:
-        """The first update of each kind (batch size, with or without the actor step and target noise, gamma
-        and tau) runs with its kernel calls recorded; later ones replay them: the same kernels on the same
-        tensors."""
+        """The first update of each kind (batch size, actor step or not, target noise or not, gamma, tau) is
+        recorded; later ones replay its kernel calls on the same tensors."""
         if not self.critic_adam.moments:
             self.actor_adam.bind()
             self.critic_adam.bind()
         for tensor, array in zip(self.batch, batch):
             fill(tensor, array, self.place)
-        smoothing = target_noise is not None
-        if smoothing:
+        if target_noise is not None:
             fill(self.target_noise, target_noise, self.place)
-        key = (len(batch.state), actor_step, smoothing, self.agent.gamma, self.agent.tau)
+        key = (len(batch.state), actor_step, target_noise is not None, self.agent.gamma, self.agent.tau)
         with paddle.no_grad():
             if key in self.traces:
                 losses = self.traces[key].run()
             else:
-                self.traces[key] = trace = Trace(functools.partial(self._update, actor_step, smoothing))
-                losses = trace.outputs
+                self.traces[key] = Trace(functools.partial(self._update, actor_step, target_noise is not None))
+                losses = self.traces[key].outputs
         return dict(zip(("critic loss", "actor loss"), losses))
 
     def _update(self, actor_step: bool, smoothing: bool) -> tuple[paddle.Tensor, ...]:
-        k, agent = layers.kernels, self.agent
+        """`DDPG.update` on the kept batch: target_q, critic_step, then actor_step and soft_update."""
+        k, agent, passes = layers.kernels, self.agent, self.passes
         state, action, reward, next_state, terminated = self.batch
-        # td_target: r + gamma * (1 - terminated) * q_next, gamma * (1 - terminated) being one scale kernel.
-        y = k.add(reward, k.multiply(k.scale(terminated, -agent.gamma, agent.gamma, True),
-                                     self._target_q(next_state, smoothing)))
-        losses = (self._critic_step(state, action, y),)
-        if actor_step:
-            losses += (self._actor_step(state),)
-            # soft_update of every target at once: scale the targets, then add tau * online through the SGD
-            # kernel (p - lr * g with lr = -tau), one pass without a temporary.
-            k.scale_(self.target, 1.0 - agent.tau, 0.0, True)
-            k.sgd_(self.target, filled(1, 1, -agent.tau, self.online.place), self.online, None, False)
-        return losses
-
-    def _target_q(self, next_state: paddle.Tensor, smoothing: bool) -> paddle.Tensor:
-        k, agent = layers.kernels, self.agent
-        next_action, _ = layers.actor_forward(self.layers[agent.actor_target], next_state)
+        next_action, _ = passes[agent.actor_target].forward(next_state)
         if smoothing:
-            next_action = k.add(next_action, self.target_noise)
-            next_action = k.minimum(k.maximum(next_action, agent.actor.action_low), agent.actor.action_high)
-        q_next, _ = layers.critic_forward(self.layers[agent.critic_target], next_state, next_action)
+            next_action = k.minimum(k.maximum(k.add(next_action, self.target_noise), agent.actor.action_low),
+                                    agent.actor.action_high)
+        q_next, _ = passes[agent.critic_target].forward(next_state, next_action)
         if agent.critic2_target is not None:
-            q2_next, _ = layers.critic_forward(self.layers[agent.critic2_target], next_state, next_action)
-            q_next = k.minimum(q_next, q2_next)
-        return q_next
-
-    def _critic_step(self, state: paddle.Tensor, action: paddle.Tensor, y: paddle.Tensor) -> paddle.Tensor:
-        loss, grads = None, []
-        for critic in self.agent.critics():
-            q, saved = layers.critic_forward(self.layers[critic], state, action)
-            mse, d_q = layers.mse_and_grad(q, y)
-            loss = mse if loss is None else layers.kernels.add(loss, mse)
-            grads += layers.critic_backward(self.layers[critic], saved, d_q)
+            q_next = k.minimum(q_next, passes[agent.critic2_target].forward(next_state, next_action)[0])
+        # td_target: r + gamma * (1 - terminated) * q_next, gamma * (1 - terminated) being one scale kernel.
+        y = k.add(reward, k.multiply(k.scale(terminated, -agent.gamma, agent.gamma, True), q_next))
+        critic_loss, grads = None, []
+        for critic in agent.critics():  # the mean squared TD error, and its gradient 2 (q - y) / batch
+            q, saved = passes[critic].forward(state, action)
+            error = k.subtract(q, y)
+            mse = k.mean(k.square(error), [], False)
+            critic_loss = mse if critic_loss is None else k.add(critic_loss, mse)
+            grads += passes[critic].backward(saved, k.scale(error, 2.0 / q.shape[0], 0.0, True))
         self.critic_adam.step(grads)
-        return loss
-
-    def _actor_step(self, state: paddle.Tensor) -> paddle.Tensor:
-        """The actor's gradient goes back through the critic's action input only: the critic's own weight
-        gradients, which autograd computes and the next critic step clears, are never computed."""
-        actor, critic = self.layers[self.agent.actor], self.layers[self.agent.critic]
-        action, saved_actor = layers.actor_forward(actor, state)
-        q, saved_critic = layers.critic_forward(critic, state, action)
-        loss, d_q = layers.minus_mean_and_grad(q)
-        d_action = layers.critic_action_grad(critic, saved_critic, d_q)
-        self.actor_adam.step(layers.actor_backward(actor, saved_actor, d_action, self.agent.tanh_penalty))
-        return loss
+        if not actor_step:
+            return (critic_loss,)
+        # -mean Q, whose gradient -1 / batch goes back through the critic's action input only: the critic's own
+        # gradients, which autograd computes and the next critic step clears, are never computed.
+        actor, critic = passes[agent.actor], passes[agent.critic]
+        mu, saved_actor = actor.forward(state)
+        q, saved = critic.forward(state, mu)
+        actor_loss = k.scale(k.mean(q, [], False), -1.0, 0.0, True)
+        d_action = critic.action_grad(saved, filled(q.shape[0], 1, -1.0 / q.shape[0], q.place))
+        self.actor_adam.step(actor.backward(saved_actor, d_action, agent.tanh_penalty))
+        # soft_update of every target at once: scale the targets, then add tau * online through the SGD kernel
+        # (p - lr * g with lr = -tau), one pass without a temporary.
+        k.scale_(self.target, 1.0 - agent.tau, 0.0, True)
+        k.sgd_(self.target, filled(1, 1, -agent.tau, self.online.place), self.online, None, False)
+        return critic_loss, actor_loss
 
 
 def install(agent: DDPG) -> None:
