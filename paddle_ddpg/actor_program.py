@@ -1,10 +1,6 @@
-"""An export's program and weights, checked before Paddle reads them.
-
-PREFIX.json is a program in Paddle's PIR format: `paddle.jit.load` builds its ops and the first prediction runs
-them, a file-writing `save_combine` as readily as a `matmul`; only an actor's ops pass. PREFIX.pdiparams is a
-sequence of tensors (version, LoD levels, a TensorDesc message, raw data), whose declared sizes Paddle's reader
-would allocate. Hand-written: Paddle offers no check of its own formats, and its readers trust the file (an
-input naming no value becomes a null pointer); protobuf (a Paddle dependency) decodes the TensorDesc.
+"""An export's program and weights, checked before Paddle reads them: a program runs whatever ops it holds (a
+file-writing `save_combine` as readily as a `matmul`), and Paddle's weights reader allocates whatever sizes the
+file declares. Hand-written: Paddle offers no check of its formats, and its readers trust the file.
 """
 
 from __future__ import annotations
@@ -114,8 +110,8 @@ def _fits(value: Any, pattern: Any) -> bool:
 
 
 def _check(program: Any) -> int:
-    """The bytes of parameters the program declares, once every op is an actor's, in an Actor's order, each
-    taking the value of the op before it and parameters (so the program gives the scaled tanh of the last layer)."""
+    """The parameter bytes declared, once every op is an actor's, in an Actor's order, each taking the value of
+    the op before it and parameters (so the program gives the scaled tanh of the last layer)."""
     if not _fits(program, PROGRAM):
         raise Refused(f"it is not one region of one block of ops without arguments: {json.dumps(program)[:80]}")
     values: set[int] = set()  # the ids of the values made so far
@@ -172,8 +168,7 @@ def _op(op: dict[str, Any], name: str, values: set[int]) -> None:
 
 
 _DTYPE_BYTES = {0: 1, 1: 2, 2: 4, 3: 8, 4: 2, 5: 4, 6: 8, 20: 1, 21: 1, 22: 2, 23: 8, 24: 16}
-# Paddle's TensorDesc: data_type = 1, dims = 2 (int64, packed or not); its other fields are skipped. The
-# message is built in a pool of its own, leaving protobuf's default pool as it was.
+# Paddle's TensorDesc (data_type = 1, dims = 2), decoded by protobuf in a pool of its own.
 _PROTO = descriptor_pb2.FileDescriptorProto(name="paddle_ddpg/tensor_desc.proto", package="paddle_ddpg")
 _PROTO.message_type.add(name="TensorDesc").field.extend([
     descriptor_pb2.FieldDescriptorProto(name="data_type", number=1, type=5, label=1),  # int32, optional

@@ -1,8 +1,6 @@
 """Noise-free evaluation of a trained policy: `python -m paddle_ddpg.evaluate --checkpoint PATH`.
 
-Evaluation runs on its own environment with its own reset seeds and no exploration noise, as the textbook
-chapter says a deterministic policy should be judged. `--render` shows the episodes in a window, `--record
-out.gif` writes them to a clip (paddle_ddpg.record).
+Its own environment and reset seeds, no exploration noise: how the textbook judges a deterministic policy.
 """
 
 from __future__ import annotations

@@ -36,8 +36,8 @@ SUFFIXES = (PROGRAM_SUFFIX, PARAMS_SUFFIX, META_SUFFIX)
 
 def export_actor(actor: Actor, path_prefix: str | Path, env_id: str | None = None,
                  max_episode_steps: int = 0) -> list[Path]:
-    """Save `actor` for any batch size of states, and its meta file; returns the files written. A disk that
-    fills is a SaveError, any other failure a UsageError; either way nothing was changed."""
+    """Save `actor` for any batch size of states, and its meta file; returns the files written. A full disk is a
+    SaveError, any other failure a UsageError; either way nothing was changed."""
     prefix = Path(path_prefix)
     if not prefix.name or str(path_prefix).endswith(("/", os.sep)):
         raise UsageError(f"the output must be a path prefix ending in a file name (e.g. export/actor), got "
@@ -53,7 +53,17 @@ def export_actor(actor: Actor, path_prefix: str | Path, env_id: str | None = Non
     made: list[Path] = []  # the directories the export makes, innermost first
     staging, done = None, False
     try:
-        _refuse_foreign(prefix, targets)
+        # An earlier export at the prefix may be replaced, nothing else: `--output model/<run>/config` would
+        # otherwise overwrite the run's config.json with a program.
+        existing = [t for t in targets if t.exists() or t.is_symlink()]
+        try:
+            ours = not existing or (all(t.is_file() and not t.is_symlink() for t in existing)
+                                    and bool(read_meta(str(prefix))))
+        except UsageError:
+            ours = False
+        if not ours:
+            raise UsageError(f"{existing[0]} exists and is not part of an earlier export at {prefix}; choose "
+                             "another --output")
         made = [p for p in (prefix.parent, *prefix.parent.parents) if not (p.exists() or p.is_symlink())]
         prefix.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(prefix.parent)
@@ -98,20 +108,6 @@ def _read_back(actor: Actor, staged: str) -> str | None:
     with paddle.no_grad():
         same = np.allclose(policy.predict(states), actor(paddle.to_tensor(states)).numpy(), rtol=0, atol=1e-5)
     return None if same else "its actions differ from the actor's"
-
-
-def _refuse_foreign(prefix: Path, targets: list[Path]) -> None:
-    """Replace an earlier export at the same prefix, nothing else: `--output model/<run>/config` would
-    otherwise overwrite the run's config.json with a program."""
-    existing = [t for t in targets if t.exists() or t.is_symlink()]
-    try:
-        ours = not existing or (all(t.is_file() and not t.is_symlink() for t in existing)
-                                and bool(read_meta(str(prefix))))
-    except UsageError:
-        ours = False
-    if not ours:
-        raise UsageError(f"{existing[0]} exists and is not part of an earlier export at {prefix}; choose "
-                         "another --output")
 
 
 def _swap_in(staged: list[Path], targets: list[Path], staging: Path) -> None:

@@ -1,8 +1,5 @@
-"""A trained policy from any file a run or an export leaves: `paddle_ddpg.load_policy(path)`.
-
-A run directory, its checkpoint, an actor snapshot (ours or the tutorial's `ddpg-actor<N>.para`) or an export:
-each read without running code from the file (paddle_ddpg.checkpoint); an export's program runs only once its
-ops are found to be an actor's (paddle_ddpg.actor_program). Every bad file is one UsageError line.
+"""A trained policy from a run directory, checkpoint, actor snapshot (ours or the tutorial's `.para`) or export:
+`paddle_ddpg.load_policy(path)`. No code from the file runs; every bad file is one UsageError line.
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
-"""Progress bars on stderr (tqdm): how much of a run's budget is done, how fast, how long to go, and the last
-noise-free evaluation.
-
-A bar shows only when stderr is a terminal and `--no-progress` is not given: logs, pipes and CI get exactly the
-lines they got before. While a bar shows, stdout goes through it, so printed lines and the bar never tear each
-other on a shared terminal (tqdm's DummyTqdmFile would clear only bars on stdout and drop an unfinished line).
+"""Progress bars (tqdm) on stderr when it is a terminal: logs, pipes and CI get the same lines as without.
+While a bar shows, stdout goes through it so that printed lines and the bar never tear each other (tqdm's
+DummyTqdmFile would clear only bars on stdout and drop an unfinished line).
 """
 
 from __future__ import annotations
@@ -27,7 +24,6 @@ def wanted(requested: bool = True, stream: IO[str] | None = None) -> bool:
 
 class _AboveBar:
     """Stands in for sys.stdout while a bar shows: each complete line is written with the bar cleared."""
-
     def __init__(self, stream: IO[str], bar: tqdm) -> None:
         self.stream, self._bar, self.pending = stream, bar, ""
 
