@@ -17,7 +17,6 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,23 +74,12 @@ def run_cli(module: str, *args: str, cwd: Path, env: dict[str, str] | None = Non
         return run_process(module, *args, cwd=cwd, env=env)
     main = importlib.import_module(f"paddle_ddpg.{module}").main
     stdout, stderr = io.StringIO(), io.StringIO()
-    with inside(cwd), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+    with contextlib.chdir(cwd), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         try:
             status = main(list(args))
         except SystemExit as exc:
             status = exit_status(exc)
     return subprocess.CompletedProcess([module, *args], status, stdout.getvalue(), stderr.getvalue())
-
-
-@contextlib.contextmanager
-def inside(directory: Path) -> Iterator[None]:
-    """Work in `directory`, then go back (contextlib.chdir from Python 3.11; setup.cfg admits 3.10)."""
-    previous = os.getcwd()
-    os.chdir(directory)
-    try:
-        yield
-    finally:
-        os.chdir(previous)
 
 
 def exit_status(exc: SystemExit) -> int:
