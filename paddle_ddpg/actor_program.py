@@ -184,15 +184,13 @@ def check_paddle_params(path: Path) -> None:
     with open(path, "rb") as f:
         while f.tell() < size:
             try:
-                f.read(4)  # the tensor's version
-                (levels,) = struct.unpack("<Q", f.read(8))
+                _version, levels = struct.unpack("<IQ", f.read(12))  # the tensor's format version, its LoD levels
                 for _ in range(min(levels, size)):
                     (level_bytes,) = struct.unpack("<Q", f.read(8))
                     if level_bytes > size - f.tell():
                         raise UsageError(damaged)
                     f.seek(level_bytes, io.SEEK_CUR)
-                f.read(4)  # the tensor description's version
-                (desc_bytes,) = struct.unpack("<i", f.read(4))
+                _version, desc_bytes = struct.unpack("<Ii", f.read(8))
                 if not 0 <= desc_bytes <= size - f.tell():
                     raise UsageError(damaged)
                 desc = TensorDesc.FromString(f.read(desc_bytes))

@@ -62,9 +62,8 @@ class Progress(tqdm):
 
 
 class TrainingProgress(Progress):
-    """A training run's bar: env steps if the run has a step budget, else episodes; then steps per second, the
-    episode (on a bar of steps) and the last evaluation's mean return. It moves once per episode, so the
-    training step (the tutorial's loop body) carries no progress code; a resumed run starts part way."""
+    """Env steps if the run has a step budget, else episodes; steps/s, the episode and the last evaluation. It
+    moves once per episode, so the tutorial's loop body carries no progress code; a resumed run starts part way."""
 
     def __init__(self, config: Config, steps: int, episodes: int, show: bool, file: IO[str] | None = None) -> None:
         self.by_steps = config.total_steps > 0

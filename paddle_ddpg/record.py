@@ -38,9 +38,8 @@ def require_display() -> None:
 
 
 class Clip:
-    """Frames of noise-free episodes on their way to `path`, every `every`-th downscaled to fit in `size` x `size`.
-    Every mistake in the request is a UsageError before any episode runs: the constructor checks the file,
-    `start(env, episodes)` the env. `every` None: DEFAULT_EVERY, or more where a GIF would play too slowly."""
+    """Every `every`-th frame (default DEFAULT_EVERY, or more where a GIF would play too slowly), fitted in `size`
+    x `size`. Each mistake is a UsageError before any episode: __init__ checks the file, `start` the env."""
 
     def __init__(self, path: str | Path, size: int = DEFAULT_SIZE, every: int | None = None) -> None:
         self.path = Path(path)
