@@ -122,16 +122,36 @@ def _check(program: Any) -> int:
         if name == "p":
             if not _fits(op, PARAMETER):
                 raise Refused(f"a parameter op {json.dumps(op)[:80]} is not a weight's")
-            if min(op["O"]["TT"]["D"][1]) < 1:
+            result = op["O"]
+            if min(result["TT"]["D"][1]) < 1:
                 raise Refused(f"parameter {op['A'][3]} has no fixed shape")
-            declared += 4 * math.prod(op["O"]["TT"]["D"][1])
-            parameters.add(_new_value(op["O"], values))
+            declared += 4 * math.prod(result["TT"]["D"][1])
+            parameters.add(result["%"])
         elif isinstance(name, str) and name in OPS:
-            _op(op, name, values)
+            inputs, attributes = OPS[name]
+            if not _fits(op, {"#": name, "A": list, "I": list, "O": [RESULT], "OA": list}):
+                raise Refused(f"op {name} {json.dumps(op)[:80]} does not make one float32 tensor as an actor's does")
+            if len(op["I"]) != inputs or not all(isinstance(i, dict) and set(i) == {"%"} and _is_id(i["%"])
+                                                 and i["%"] in values for i in op["I"]):
+                raise Refused(f"op {name} must take {inputs} inputs made by earlier ops, it takes "
+                              f"{json.dumps(op['I'])[:80]}")
+            for given, allowed, kind in ((op["A"], attributes, "attribute"),
+                                         (op["OA"], RESULT_ATTRIBUTES, "result attribute")):
+                seen: set[str] = set()
+                for attribute in given:
+                    key = attribute.get("N") if isinstance(attribute, dict) else None
+                    if (not isinstance(key, str) or key in seen or key not in allowed
+                            or not _fits(attribute, {"N": key, "AT": allowed[key]})):
+                        raise Refused(f"op {name} has the {kind} {str(key)[:60]} = {json.dumps(attribute)[:80]}")
+                    seen.add(key)
+            result = op["O"][0]
             chain.append(op)
         else:
             raise Refused(f"it holds the op {name[:60]!r}, which an exported actor does not use"
                           if isinstance(name, str) else "an op has no name")
+        if result["%"] in values:
+            raise Refused(f"a result's id {result['%']!r} is not new")
+        values.add(result["%"])
     names = [op["#"] for op in chain]
     if names != FIRST + LAYER * ((len(names) - len(FIRST) - len(LAST)) // len(LAYER)) + LAST:
         raise Refused(f"its ops ({' '.join(names)[:120]}) are not in an actor's order")
@@ -140,31 +160,6 @@ def _check(program: Any) -> int:
         if first != before["O"][0]["%"] or not parameters.issuperset(rest):
             raise Refused(f"op {op['#']} does not take the value of the op before it and parameters")
     return declared
-
-
-def _new_value(result: dict[str, Any], values: set[int]) -> int:
-    if result["%"] in values:
-        raise Refused(f"a result's id {result['%']!r} is not new")
-    values.add(result["%"])
-    return result["%"]
-
-
-def _op(op: dict[str, Any], name: str, values: set[int]) -> None:
-    inputs, attributes = OPS[name]
-    if not _fits(op, {"#": name, "A": list, "I": list, "O": [RESULT], "OA": list}):
-        raise Refused(f"op {name} {json.dumps(op)[:80]} does not make one float32 tensor as an actor's does")
-    if len(op["I"]) != inputs or not all(isinstance(i, dict) and set(i) == {"%"} and _is_id(i["%"])
-                                         and i["%"] in values for i in op["I"]):
-        raise Refused(f"op {name} must take {inputs} inputs made by earlier ops, it takes {json.dumps(op['I'])[:80]}")
-    for given, allowed, kind in ((op["A"], attributes, "attribute"), (op["OA"], RESULT_ATTRIBUTES, "result attribute")):
-        seen: set[str] = set()
-        for attribute in given:
-            key = attribute.get("N") if isinstance(attribute, dict) else None
-            if (not isinstance(key, str) or key in seen or key not in allowed
-                    or not _fits(attribute, {"N": key, "AT": allowed[key]})):
-                raise Refused(f"op {name} has the {kind} {str(key)[:60]} = {json.dumps(attribute)[:80]}")
-            seen.add(key)
-    _new_value(op["O"][0], values)
 
 
 _DTYPE_BYTES = {0: 1, 1: 2, 2: 4, 3: 8, 4: 2, 5: 4, 6: 8, 20: 1, 21: 1, 22: 2, 23: 8, 24: 16}
