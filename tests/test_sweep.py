@@ -16,6 +16,7 @@ import pytest
 
 from conftest import CLI_TIMEOUT, TINY, error_lines, free_port
 from paddle_ddpg.sweep.__main__ import main
+from paddle_ddpg.sweep.arguments import RaisingParser, build_parser, plan, prepare
 
 SMALL = [*TINY, "--eval-interval", "1", "--actor-hidden", "16", "16", "--critic-hidden", "16", "16"]
 PROG = "python -m paddle_ddpg.sweep: error: "
@@ -95,6 +96,23 @@ def test_resume_needs_a_sweep_directory(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.chdir(tmp_path)
     assert usage_error(["--resume", "nowhere"], capsys) == (
         f"{tmp_path / 'nowhere'} is not a sweep directory (it has no sweep.json)")
+    assert not any(tmp_path.iterdir())
+
+
+def test_the_record_rebuilds_the_same_sweep_without_its_config_file(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """What --resume re-parses: relative paths made absolute, the --config file's settings written out."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "base.yaml").write_text("tau: 0.02\ngamma: 0.95\n")
+    argv = [*SMALL, "--config", "base.yaml", "--logdir", "l", "--seeds", "3", "4", "--search", "optuna", "--trials",
+            "3", "--space", "lr_actor=1e-4:1e-2:log", "critic_hidden=16x16,32", "batch_size=8:16", "--scheduler", "asha",
+            "--grace-period", "2", "--reduction-factor", "2.5", "--max-concurrent", "1", "--name", "r"]
+    parser = build_parser()
+    sweep, sweep_dir, kept = prepare(parser, parser.parse_args(argv))
+    (tmp_path / "base.yaml").unlink()
+    assert (sweep.base["tau"], sweep.base["gamma"], sweep.base["logdir"]) == (0.02, 0.95, str(tmp_path / "l" / "r"))
+    assert sweep.space["critic_hidden"] == {"choices": [[16, 16], [32]]} and kept == []
+    assert plan(build_parser(RaisingParser).parse_args(sweep.argv), sweep_dir) == (sweep, sweep_dir)
     assert not any(tmp_path.iterdir())
 
 

@@ -18,12 +18,10 @@ from paddle_ddpg.sweep.arguments import SPEC_FILE, build_parser, prepare
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = (parser := build_parser()).parse_args(argv)
     try:
         sweep, sweep_dir, kept = prepare(parser, args)
-        # The [sweep] extra once the command is known to be right: every mistake is reported without it.
-        from paddle_ddpg.sweep.report import write_json, write_results
+        from paddle_ddpg.sweep.report import write_json, write_results  # the [sweep] extra, once the command is right
         from paddle_ddpg.sweep.tuning import run_sweep
 
         def record(rows: list[dict]) -> None:  # as Ray starts and as each trial ends: what --resume continues
@@ -35,10 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = run_sweep(sweep, sweep_dir, args.address, kept, record)
         ended = sum(r["status"] != "UNFINISHED" for r in rows)
         outcome, shown = write_results(sweep, sweep_dir, rows, interrupted := ended < sweep.total_trials())
-    except UsageError as exc:
-        parser.exit(2, f"{parser.prog}: error: {exc}\n")
-    except SaveError as exc:
-        parser.exit(1, f"{parser.prog}: error: {exc}\n")
+    except (UsageError, SaveError) as exc:  # 2 for a mistake in the input, 1 for a disk that fills
+        parser.exit(2 if isinstance(exc, UsageError) else 1, f"{parser.prog}: error: {exc}\n")
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted", file=sys.stderr)
         return 130
@@ -46,8 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if interrupted:
         print(f"interrupted: {ended} of {sweep.total_trials()} trials ended. Continue with:\n  python -m "
               f"paddle_ddpg.sweep --resume {shlex.quote(str(sweep_dir))}", file=sys.stderr)
-        return 130
-    return 1 if any(r["status"] == "ERROR" for r in rows) else 0
+    return 130 if interrupted else int(any(r["status"] == "ERROR" for r in rows))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""What a sweep runs, checked before anything starts and without the [sweep] extra. Its record (sweep.json) is
-the command line that rebuilds it, so --resume goes through the very checks of a new sweep."""
+"""What a sweep runs, checked without the [sweep] extra. Its record, sweep.json, holds the arguments that rebuild it,
+so --resume goes through the checks of a new sweep."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import argparse
 import dataclasses
 import itertools
 import json
-import shlex
 import socket
 import time
 import typing
@@ -21,7 +20,6 @@ from paddle_ddpg.env import make_env
 from paddle_ddpg.train import PLACE
 
 SPEC_FILE, RESULTS_FILE = "sweep.json", "results.json"  # the sweep's own record, which --resume continues from
-SWEEP_OWNED = ("seed", *PLACE)  # set by the sweep for every trial: where a run lives, and its seed (--seeds)
 ENDED = ("DONE", "STOPPED", "ERROR")  # trained to the end, stopped by the scheduler, crashed; else UNFINISHED
 ROW = {"trial": str, "number": int, "seed": int, "status": str, "final_eval": (int, float, type(None)),
        "best_eval": (int, float, type(None)), "steps": int, "wall_seconds": (int, float), "node_id": (str, type(None)),
@@ -50,15 +48,12 @@ class Sweep:
     def varied(self) -> list[str]:
         return [*self.grid, *self.space]
 
-    @property
-    def command(self) -> str:
-        return shlex.join(["python", "-m", "paddle_ddpg.sweep", *self.argv])
-
-    def config(self) -> Config:
-        return Config().updated(self.base, source=SPEC_FILE)
-
     def total_trials(self) -> int:
         return (self.trials if self.space else len(list(itertools.product(*self.grid.values())))) * len(self.seeds)
+
+
+def is_tuple(name: str) -> bool:
+    return typing.get_origin(field_types()[name]) is tuple
 
 
 def encode(name: str, value: Any) -> Any:
@@ -66,21 +61,8 @@ def encode(name: str, value: Any) -> Any:
     return "x".join(map(str, value)) if is_tuple(name) else value
 
 
-def decode(name: str, value: Any) -> Any:
-    return [int(v) for v in value.split("x")] if is_tuple(name) else value
-
-
-def is_tuple(name: str) -> bool:
-    return typing.get_origin(field_types()[name]) is tuple
-
-
 def short(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def trial_name(number: int, point: dict[str, Any]) -> str:
-    """A trial's Tune name, directory and run name, so VisualDL labels each curve with its settings."""
-    return (f"{number:03d}_" + ",".join(f"{k}={short(v)}" for k, v in point.items())).replace("/", "-")[:200]
 
 
 class RaisingParser(Parser):
@@ -99,13 +81,13 @@ def parse_items(items: list[str], option: str, base: Config) -> dict[str, Any]:
     add_config_arguments(parser)
     for item in items:
         name, sep, text = item.partition("=")
-        ranged = option == "--space" and ":" in text
+        ranged, log = option == "--space" and ":" in text, text.endswith(":log")
         words = text.removesuffix(":log").split(":") if ranged else text.split(",")
         fail(not sep or not name or not text, f"{option} takes FIELD=VALUES, got {item!r}")
         fail(name in out, f"{option}: {name} given twice")
         fail(name not in field_types(), f"{option}: unknown field {name!r} (the fields are the flags of python -m "
              "paddle_ddpg.train --help, with underscores)")
-        fail(name in SWEEP_OWNED, f"{option}: {name} is set by the sweep for each trial"
+        fail(name in ("seed", *PLACE), f"{option}: {name} is set by the sweep for each trial"
              + (" (give seeds with --seeds)" if name == "seed" else ""))
         fail(ranged and (field_types()[name] not in (int, float) or len(words) != 2),
              f"--space {item}: a range is LOW:HIGH or LOW:HIGH:log, of an int or float field")
@@ -118,40 +100,37 @@ def parse_items(items: list[str], option: str, base: Config) -> dict[str, Any]:
             except UsageError as exc:
                 raise UsageError(f"{option} {name}={word}: {exc}") from None
         fail(len(set(map(json.dumps, values))) < len(values) and not ranged, f"{option} {name}: a value is repeated")
-        shown = f"{option} {name}={':'.join(map(short, values))}{':log' if text.endswith(':log') else ''}"
+        shown = f"{option} {name}={':'.join(map(short, values))}{':log' if log else ''}"
         fail(ranged and not values[0] < values[1], f"{shown}: the low end must be below the high end")
-        fail(ranged and text.endswith(":log") and values[0] <= 0, f"{shown}: a log range needs a positive low end")
-        out[name] = (dict(low=values[0], high=values[1], log=text.endswith(":log")) if ranged
-                     else {"choices": values} if option == "--space" else values)
-    return out
+        fail(ranged and log and values[0] <= 0, f"{shown}: a log range needs a positive low end")
+        out[name] = dict(low=values[0], high=values[1], log=log) if ranged else values
+    return {k: {"choices": v} if option == "--space" and isinstance(v, list) else v for k, v in out.items()}
 
 
 def plan(args: argparse.Namespace, resumed: Path | None = None) -> tuple[Sweep, Path]:
     """The sweep from parsed arguments (a new command line, or a record for --resume), every value checked."""
-    name, cpus = args.name or f"sweep_{time.strftime('%Y%m%d-%H%M%S')}", usable_cpus()
-    for check in [(getattr(args, "run_name", None) is not None, "--run-name: the sweep names each trial's run "
-                   "<logdir>/<sweep>/<trial>"),
+    name, cpus, least = args.name or f"sweep_{time.strftime('%Y%m%d-%H%M%S')}", usable_cpus(), (
+        ("trials", 1), ("grace_period", 1), ("cpus_per_trial", 1), ("max_concurrent", 0))
+    for check in [(hasattr(args, "run_name"), "--run-name: the sweep names each trial's run <logdir>/<sweep>/<trial>"),
                   (args.search and args.grid, "--grid and --search are alternatives: a grid runs every combination, "
-                   "a search samples"),
+                                              "a search samples"),
                   (len({bool(args.search), bool(args.space), args.trials is not None}) > 1,
                    "a search needs all three: --search optuna, --trials N and --space"),
-                  *[(getattr(args, k) is not None and getattr(args, k) < least, f"--{k.replace('_', '-')} must be >= "
-                     f"{least}, got {getattr(args, k)}") for k, least in (("trials", 1), ("grace_period", 1),
-                                                                         ("cpus_per_trial", 1), ("max_concurrent", 0))],
+                  *[((v := getattr(args, k)) is not None and v < n, f"--{k.replace('_', '-')} must be >= {n}, got {v}")
+                    for k, n in least],
                   (args.reduction_factor <= 1, f"--reduction-factor must be > 1, got {args.reduction_factor}"),
-                  (args.address is None and args.cpus_per_trial > cpus, f"--cpus-per-trial "
-                   f"{args.cpus_per_trial}: this machine has {cpus} CPUs for the sweep's Ray"),
+                  (not args.address and args.cpus_per_trial > cpus,
+                   f"--cpus-per-trial {args.cpus_per_trial}: this machine has {cpus} CPUs for the sweep's Ray"),
                   ("/" in name or name in (".", "..") or "\0" in name, f"--name must be a plain directory name, got "
-                   f"{name!r}"),
+                                                                       f"{name!r}"),
                   (args.seeds and len(set(args.seeds)) < len(args.seeds), "--seeds: a seed is repeated")]:
         fail(*check)
     base = resolve_config(args)
     base = dataclasses.replace(base, threads=base.threads or args.cpus_per_trial,  # the CPUs Ray gives a trial
                                logdir=str(Path(base.logdir).resolve()), model_dir=str(Path(base.model_dir).resolve()))
     fail(base.eval_interval == 0 and args.scheduler, "--scheduler asha compares the periodic evaluations: set "
-         "--eval-interval above 0")
-    seeds = [base.seed] if args.seeds is None else args.seeds
-    for seed in seeds:
+                                                     "--eval-interval above 0")
+    for seed in (seeds := [base.seed] if args.seeds is None else args.seeds):
         base.updated({"seed": seed}, source="--seeds").validate()
     grid, space = parse_items(args.grid or [], "--grid", base), parse_items(args.space or [], "--space", base)
     for combination in itertools.product(*grid.values()):  # fields that must agree, such as batch and memory
@@ -162,28 +141,25 @@ def plan(args: argparse.Namespace, resumed: Path | None = None) -> tuple[Sweep, 
             raise UsageError(f"--grid {shown}: {exc}") from None
     for env in {base.env, *grid.get("env", []), *space.get("env", {}).get("choices", [])}:
         make_env(env, base.max_episode_steps).close()
-    preset = args.preset or "tutorial"
-    record = {**vars(args), "name": name, "storage": str(Path(args.storage).resolve()), "seeds": seeds}
-    argv = ["--preset", preset, *[flag for k, v in base.to_dict().items() if v != PRESETS[preset].to_dict()[k]
-                                  for flag in as_flags(k, v)], *[f for k in OPTIONS for f in as_flags(k, record[k])]]
-    sweep_dir = resumed or Path(record["storage"]) / name
+    given = {**vars(args), "name": name, "storage": str(Path(args.storage).resolve()), "seeds": seeds}
+    preset = PRESETS[args.preset or "tutorial"].to_dict()
+    argv = ["--preset", args.preset or "tutorial", *[a for k, v in base.to_dict().items() if v != preset[k]
+                                                     for a in as_flag(k, v)], *[a for k in OPTIONS for a in as_flag(k, given[k])]]
     places = {k: str(Path(getattr(base, k)) / name) for k in ("logdir", "model_dir")}
-    for d in [] if resumed else [sweep_dir, *map(Path, places.values())]:
-        fail(d.exists() and (not d.is_dir() or any(d.iterdir())), f"sweep {name!r} already exists in {d}; "
-             f"continue it with --resume {sweep_dir}, or pick another --name")
-    return Sweep(name, preset, {**base.to_dict(), **places}, seeds, grid, space, args.trials or 0,
+    for d in [] if resumed else [Path(given["storage"]) / name, *map(Path, places.values())]:
+        fail(d.exists() and (not d.is_dir() or any(d.iterdir())), f"sweep {name!r} already exists in {d}; continue it "
+             f"with --resume {Path(given['storage']) / name}, or pick another --name")
+    return Sweep(name, args.preset or "tutorial", {**base.to_dict(), **places}, seeds, grid, space, args.trials or 0,
                  args.scheduler or "", args.grace_period, args.reduction_factor, args.cpus_per_trial,
-                 args.max_concurrent, argv), sweep_dir
+                 args.max_concurrent, argv), resumed or Path(given["storage"]) / name
 
 
-def as_flags(name: str, value: Any) -> list[str]:
+def as_flag(name: str, value: Any) -> list[str]:
     """The arguments that give `name` its `value`, as the parser reads them back."""
-    flag = "--" + name.replace("_", "-")
-    if value is None:
-        return []
+    option = "--" + name.replace("_", "-")
     if isinstance(value, bool):
-        return [flag if value else "--no-" + flag[2:]]
-    return [flag, *map(str, value)] if isinstance(value, list) else [f"{flag}={value}"]
+        return [option if value else "--no-" + option[2:]]
+    return [option, *map(str, value)] if isinstance(value, list) else [] if value is None else [f"{option}={value}"]
 
 
 def prepare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[Sweep, Path, list[dict[str, Any]]]:
@@ -191,16 +167,16 @@ def prepare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[
     if args.resume:
         given = [d for d, v in vars(args).items() if d not in ("resume", "address") and v != parser.get_default(d)]
         fail(given, f"--{given[0].replace('_', '-') if given else ''} cannot be used with --resume: a resumed sweep "
-             "runs with its own settings")
-        path = (sweep_dir := Path(args.resume).resolve()) / SPEC_FILE
-        fail(not path.exists(), f"{sweep_dir} is not a sweep directory (it has no {SPEC_FILE})")
+                    "runs with its own settings")
+        fail(not (path := Path(args.resume).resolve() / SPEC_FILE).exists(),
+             f"{path.parent} is not a sweep directory (it has no {SPEC_FILE})")
         saved = read_json(path)
         fail(not (isinstance(saved, dict) and saved.keys() == {"argv"} and isinstance(saved["argv"], list)
                   and all(isinstance(a, str) for a in saved["argv"])),
              f"{path} is not a sweep's record: a JSON object of argv, the sweep's arguments")
         try:
-            sweep, sweep_dir = plan(build_parser(RaisingParser).parse_args(saved["argv"], argparse.Namespace(
-                address=args.address)), sweep_dir)
+            sweep, sweep_dir = plan(build_parser(RaisingParser).parse_args(
+                saved["argv"], argparse.Namespace(address=args.address)), path.parent)
         except UsageError as exc:
             raise UsageError(f"{path}: {exc}") from None
     else:
@@ -237,27 +213,25 @@ def build_parser(kind: type[Parser] = Parser) -> argparse.ArgumentParser:
     parser = kind(prog="python -m paddle_ddpg.sweep", description="Many seeds and hyperparameter sweeps as Ray Tune "
                   "trials.", epilog="Every trial is a run of python -m paddle_ddpg.train with these settings; its "
                   "logs go to <logdir>/<sweep>/<trial>, its checkpoints to <model-dir>/<sweep>/<trial>.")
-    parser.add_argument("--preset", choices=PRESETS, help="the base run's starting settings (default: tutorial)")
-    parser.add_argument("--config", metavar="FILE", help="JSON or YAML file of the base run's settings")
-    group = parser.add_argument_group("sweep").add_argument
-    group("--seeds", type=int, nargs="+", metavar="N", help="each configuration runs once per seed (default: --seed)")
-    group("--grid", nargs="+", metavar="FIELD=V1,V2", help="every combination of these values, parsed as the "
-          "field's flag parses them; a list field's sizes are joined by x: actor_hidden=64x64,128x128")
-    group("--search", choices=("optuna",), help="sample configurations with Optuna (Tune's OptunaSearch)")
-    group("--trials", type=int, metavar="N", help="configurations the search samples")
-    group("--space", nargs="+", metavar="FIELD=SPEC", help="the search's fields: LOW:HIGH or LOW:HIGH:log (an int or "
-          "float field, both ends included) or V1,V2,... (choices)")
-    group("--scheduler", choices=("asha",), help="asha: Tune's ASHAScheduler stops trials whose evaluation trails")
-    group("--grace-period", type=int, default=1, metavar="N", help="asha: evaluations before a trial can be stopped")
-    group("--reduction-factor", type=float, default=3.0, metavar="X",
-          help="asha: a rung keeps the best 1/X of the trials that reach it (default 3)")
-    group("--max-concurrent", type=int, default=0, metavar="N", help="trials at once (default 0: as the CPUs allow)")
-    group("--cpus-per-trial", type=int, default=1, metavar="N",
-          help="CPUs Ray reserves per trial, and the trial's --threads unless given (default 1)")
-    group("--name", help="the sweep's name (default: sweep_<time>)")
-    group("--storage", default="sweeps", metavar="DIR", help="Tune's state and the results go to DIR/<name> "
-          "(default: sweeps; on a cluster of several machines, storage they all reach)")
-    group("--address", metavar="auto|HOST:PORT", help="join a running Ray cluster (default: start one here)")
-    group("--resume", metavar="SWEEP_DIR", help="continue an interrupted sweep: its ended trials are kept")
+    add = parser.add_argument
+    add("--preset", choices=PRESETS, help="the base run's starting settings (default: tutorial)")
+    add("--config", metavar="FILE", help="JSON or YAML file of the base run's settings")
+    add("--seeds", type=int, nargs="+", metavar="N", help="each configuration runs once per seed (default: --seed)")
+    add("--grid", nargs="+", metavar="FIELD=V1,V2", help="every combination of these values, parsed as the field's "
+        "flag parses them; a list field's sizes are joined by x: actor_hidden=64x64,128x128")
+    add("--search", choices=("optuna",), help="sample configurations with Optuna (Tune's OptunaSearch)")
+    add("--trials", type=int, metavar="N", help="configurations the search samples")
+    add("--space", nargs="+", metavar="FIELD=SPEC", help="the search's fields: LOW:HIGH or LOW:HIGH:log (an int or "
+        "float field, both ends included) or V1,V2,... (choices)")
+    add("--scheduler", choices=("asha",), help="asha: Tune's ASHAScheduler stops trials whose evaluation trails")
+    add("--grace-period", type=int, default=1, metavar="N", help="asha: evaluations before a trial can be stopped")
+    add("--reduction-factor", type=float, default=3.0, metavar="X", help="asha: a rung keeps the best 1/X (default 3)")
+    add("--max-concurrent", type=int, default=0, metavar="N", help="trials at once (default 0: as the CPUs allow)")
+    add("--cpus-per-trial", type=int, default=1, metavar="N", help="CPUs per trial, and its --threads unless given")
+    add("--name", help="the sweep's name (default: sweep_<time>)")
+    add("--storage", default="sweeps", metavar="DIR", help="Tune's state and the results go to DIR/<name> (default: "
+        "sweeps; on a cluster of several machines, storage they all reach)")
+    add("--address", metavar="auto|HOST:PORT", help="join a running Ray cluster (default: start one here)")
+    add("--resume", metavar="SWEEP_DIR", help="continue an interrupted sweep: its ended trials are kept")
     add_config_arguments(parser)
     return parser

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,8 @@ def write_results(sweep: Sweep, sweep_dir: Path, rows: list[dict[str, Any]], int
     best = max((c for c in configs if c["mean"] is not None), key=lambda c: c["mean"], default=None)
     outcome = {"sweep": sweep.name, "trials": len(rows), "best_config": best and best["config"],
                "best_mean": best and best["mean"], "results": str(sweep_dir / RESULTS_FILE)}
-    write_json(sweep_dir / RESULTS_FILE, {**outcome, "interrupted": interrupted, "command": sweep.command,
+    command = shlex.join(["python", "-m", "paddle_ddpg.sweep", *sweep.argv])
+    write_json(sweep_dir / RESULTS_FILE, {**outcome, "interrupted": interrupted, "command": command,
                                            "preset": sweep.preset, "seeds": sweep.seeds, "grid": sweep.grid,
                                            "space": sweep.space, "scheduler": sweep.scheduler or None,
                                            "base_config": sweep.base, "configurations": configs, "trial_results": rows})
@@ -93,5 +95,5 @@ def plot(sweep: Sweep, evals: list[pd.Series], configs: list[dict[str, Any]], pa
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
 
 
-def write_json(path: Path, value: Any) -> None:
+def write_json(path: Path, value: Any) -> None:  # atomically: a sweep cut short keeps the previous record
     atomic_write(path, lambda f: f.write((json.dumps(value, indent=1) + "\n").encode()))

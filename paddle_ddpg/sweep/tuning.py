@@ -1,6 +1,6 @@
-"""The sweep's trials on Ray Tune, each an ordinary `train` run reporting its evaluations. Fresh or resumed, a sweep
-runs the planned trials its record does not show as ended as one Tuner, then a search's unsampled configurations as
-another; Tune's own restore is never used, since it unpickles tuner.pkl, which could run any code."""
+"""The trials on Ray Tune, each a `train` run reporting its evaluations: the planned ones (a grid, or a resumed search's
+missing seeds) as one Tuner, a search's unsampled configurations as another. Tune's restore is never used: it
+unpickles tuner.pkl, which could run any code."""
 
 from __future__ import annotations
 
@@ -23,32 +23,30 @@ from ray.tune.search import Repeater
 from ray.tune.search.optuna import OptunaSearch
 
 from paddle_ddpg.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from paddle_ddpg.config import UsageError, error_summary
+from paddle_ddpg.config import Config, UsageError, error_summary
 from paddle_ddpg.device import usable_cpus
 from paddle_ddpg.logs import RunLog
-from paddle_ddpg.sweep.arguments import Sweep, decode, encode, trial_name
+from paddle_ddpg.sweep.arguments import SPEC_FILE, Sweep, encode, is_tuple, short
 from paddle_ddpg.train import train
 
 METRIC = "eval_return"  # what Tune, its scheduler and its searcher compare: the noise-free evaluation mean
-VDL_METRICS = ["eval return", "episode reward"]  # the run's VisualDL tags the hyperparameter view compares
-# Read by Ray's processes and Tune from the driver's environment, so set where Ray starts; a user's value wins.
+# Ray's processes and Tune read these from the driver's environment: set where Ray starts; a user's value wins.
 RAY_SETTINGS = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AIR_NEW_OUTPUT": "0",  # no usage report; verbose=0 silences
-                "RAY_worker_niceness": "0",  # trials at a plain train's priority, not Ray's nice 15
-                "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}  # JSON logs only: no tensorboardX, and with it torch
+                "RAY_worker_niceness": "0", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}  # plain priority; no torch
 
 
 def point_of(sweep: Sweep, params: dict[str, Any]) -> dict[str, Any]:
-    """A planned trial's "point" (number, varied fields, seed), or a searched one's fields and Repeater's seed."""
+    """A planned trial's number, varied fields and seed, or a searched one's fields and its seed by Repeater."""
     return dict(params["point"]) if "point" in params else {
         **{k: params[k] for k in sweep.varied}, "seed": sweep.seeds[params["__trial_index__"]]}
 
 
 def run_trial(params: dict[str, Any], sweep: Sweep) -> None:
-    """One trial: a training run that reports each evaluation to Tune, then its summary."""
     paddle.disable_static()  # dynamic mode is per thread, and Tune runs each trial in a thread of its own
     point = point_of(sweep, params)
-    config = sweep.config().updated({**{k: decode(k, point[k]) for k in sweep.varied}, "seed": point["seed"],
-                                     "run_name": tune.get_context().get_trial_name()}, source="sweep")
+    values = {k: [int(v) for v in point[k].split("x")] if is_tuple(k) else point[k] for k in sweep.varied}
+    config = Config().updated({**sweep.base, **values, "seed": point["seed"],
+                               "run_name": tune.get_context().get_trial_name()}, source=SPEC_FILE)
     node, evals, run_dir = ray.get_runtime_context().get_node_id(), [], Path(config.model_dir) / config.run_name
 
     def report(**result: Any) -> None:
@@ -60,22 +58,21 @@ def run_trial(params: dict[str, Any], sweep: Sweep) -> None:
 
     try:  # overwrite: a trial that --resume runs again begins from nothing
         summary = train(config, overwrite=True, on_eval=on_eval)
-    except Exception:  # how far it ran, from its last checkpoint or evaluation; the error itself goes to Tune
+    except Exception:  # how far it ran, by its last checkpoint or evaluation; the error itself goes to Tune
         saved = load_checkpoint(run_dir / CHECKPOINT_NAME)["steps"] if (run_dir / CHECKPOINT_NAME).is_file() else 0
         report(steps=max([saved, *(e["steps"] for e in evals)]))
         raise
     finally:  # the hyperparameters go into the run's own record, which VisualDL's view compares
         if any((log_dir := Path(config.logdir) / config.run_name).glob("vdlrecords.*.log")):
             log = RunLog(log_dir)
-            log.writer.add_hparams({k: point[k] for k in [*sweep.varied, "seed"]}, VDL_METRICS)
+            log.writer.add_hparams({k: point[k] for k in [*sweep.varied, "seed"]}, ["eval return", "episode reward"])
             log.close()
     report(**{METRIC: summary["final_eval_mean"], "finished": True},
            **{k: summary[k] for k in ("steps", "wall_seconds", "checkpoint")})
 
 
 def start_ray(address: str | None) -> None:
-    """Join the cluster at `address`, or start a Ray on this machine's CPUs; quietly (trial output stays in Ray's
-    session logs, where Tune's error files point)."""
+    """Join the cluster at `address`, or start a Ray on this machine's CPUs; trial output stays in Ray's logs."""
     for name, value in RAY_SETTINGS.items():
         os.environ.setdefault(name, value)
     where = dict(address=address) if address else dict(num_cpus=usable_cpus(), include_dashboard=False)
@@ -86,23 +83,11 @@ def start_ray(address: str | None) -> None:
     logging.getLogger("ray.tune").setLevel(logging.CRITICAL)  # a crashed trial's traceback is in its error file
 
 
-def row(sweep: Sweep, name: str, point: dict[str, Any], last: dict[str, Any], status: str,
-        error: str | None = None) -> dict[str, Any]:
-    """A trial's line of the results: its settings, status, numbers and learning curve."""
-    evals = last.get("evals", [])
-    return {"trial": name, "number": point["number"], **{k: point[k] for k in sweep.varied}, "seed": point["seed"],
-            "status": status, "final_eval": last[METRIC] if status == "DONE" else None,
-            "best_eval": max((e["mean"] for e in evals), default=None), "steps": last.get("steps", 0),
-            "wall_seconds": last.get("wall_seconds", round(last.get("time_total_s", 0.0), 2)),
-            "node_id": last.get("node_id"), "checkpoint": last.get("checkpoint"), "error": error, "evals": evals}
-
-
 class Progress(tune.Callback):
-    """Names and numbers the trials; as each ends, prints a line (Tune's own reporting is off) and records it."""
+    """Names and numbers the trials; prints a line as each ends (Tune's own reporting is off) and records it."""
 
     def __init__(self, sweep: Sweep, rows: list[dict[str, Any]], record: Callable[[list], None]) -> None:
         self.sweep, self.rows, self.record = sweep, rows, record  # rows: the trials ended so far, earlier runs too
-        self.ids: dict[str, int] = {}  # Tune's trial id -> number, in the order Tune created the trials
         self.points: dict[str, dict[str, Any]] = {}  # trial name -> number, varied fields and seed
         self.next = max((r["number"] for r in rows), default=0) + 1
 
@@ -111,13 +96,21 @@ class Progress(tune.Callback):
 
     def name(self, trial: Trial) -> str:
         point = point_of(self.sweep, trial.config)
-        number = self.ids[trial.trial_id] = point.pop("number", None) or self.ids.get(trial.trial_id) or self.next
-        self.next = max(self.next, number + 1)
-        self.points[name := trial_name(number, point)] = {"number": number, **point}
+        self.next = max(self.next, (number := point.pop("number", None) or self.next) + 1)
+        name = f"{number:03d}_" + ",".join(f"{k}={short(v)}" for k, v in point.items())  # also the run's name
+        self.points[name := name.replace("/", "-")[:200]] = {"number": number, **point}
         return name
 
+    def row(self, name: str, last: dict[str, Any], status: str, error: str | None = None) -> dict[str, Any]:
+        point, evals = self.points[name], last.get("evals", [])
+        return {"trial": name, "number": point["number"], **{k: point[k] for k in self.sweep.varied},
+                "seed": point["seed"], "status": status, "final_eval": last[METRIC] if status == "DONE" else None,
+                "best_eval": max((e["mean"] for e in evals), default=None), "steps": last.get("steps", 0),
+                "wall_seconds": last.get("wall_seconds", round(last.get("time_total_s", 0.0), 2)),
+                "node_id": last.get("node_id"), "checkpoint": last.get("checkpoint"), "error": error, "evals": evals}
+
     def ended(self, trial: Trial, status: str, what: str, error: str | None = None) -> None:
-        self.rows.append(row(self.sweep, str(trial), self.points[str(trial)], trial.last_result, status, error))
+        self.rows.append(self.row(str(trial), trial.last_result, status, error))
         print(f"[{len(self.rows)}/{self.sweep.total_trials()}] {trial}: {what}", flush=True)
         self.record(self.rows)
 
@@ -133,26 +126,26 @@ class Progress(tune.Callback):
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         text = Path(trial.error_file).read_text() if trial.error_file else "unknown error"  # as Tune just wrote it
         self.ended(trial, "ERROR", f"ERROR after {trial.last_result.get('steps', 0)} steps (traceback in "
-                                   f"{trial.path}/error.txt)", error=[s for s in map(str.strip, text.splitlines())
-                                                                      if s][-1])
+                                   f"{trial.path}/error.txt)", [s for s in map(str.strip, text.splitlines()) if s][-1])
 
 
 def tuners(sweep: Sweep, sweep_dir: Path, rows: list[dict[str, Any]], progress: Progress) -> Iterator[tune.Tuner]:
     """What is left after the ended trials `rows`: the planned trials, then the configurations still to sample."""
-    ended, configs = {tuple(r[k] for k in [*sweep.varied, "seed"]) for r in rows}, (
-        dict.fromkeys(tuple(r[k] for k in sweep.varied) for r in rows) if sweep.space else
-        itertools.product(*[[encode(k, v) for v in values] for k, values in sweep.grid.items()]))
-    numbers = itertools.repeat(None) if sweep.space else itertools.count(1)  # a search's: in the order Tune names
+    configs = (dict.fromkeys(tuple(r[k] for k in sweep.varied) for r in rows) if sweep.space else
+               itertools.product(*[[encode(k, v) for v in values] for k, values in sweep.grid.items()]))
+    ended, numbers = {tuple(r[k] for k in [*sweep.varied, "seed"]) for r in rows}, (
+        itertools.repeat(None) if sweep.space else itertools.count(1))  # a search's: as Tune names them
     points = [{"number": n, **dict(zip(sweep.varied, c)), "seed": s}
               for n, (c, s) in zip(numbers, itertools.product(configs, sweep.seeds)) if (*c, s) not in ended]
+    # ASHA's rungs are counted in reports; each run still ends by its own budget
     trainable = tune.with_resources(tune.with_parameters(run_trial, sweep=sweep), {"cpu": sweep.cpus_per_trial})
-    scheduler = ASHAScheduler(time_attr="training_iteration", max_t=10**6, grace_period=sweep.grace_period,
-                              reduction_factor=sweep.reduction_factor) if sweep.scheduler else None  # rungs in reports
     run_config = tune.RunConfig(name=sweep_dir.name, storage_path=str(sweep_dir.parent), verbose=0,
                                 failure_config=tune.FailureConfig(max_failures=0),
                                 callbacks=[JsonLoggerCallback(), progress])
-    common = dict(metric=METRIC, mode="max", scheduler=scheduler, reuse_actors=True, trial_name_creator=progress.name,
-                  trial_dirname_creator=progress.name, max_concurrent_trials=sweep.max_concurrent or None)
+    common = dict(metric=METRIC, mode="max", reuse_actors=True, trial_name_creator=progress.name,
+                  trial_dirname_creator=str, max_concurrent_trials=sweep.max_concurrent or None,
+                  scheduler=ASHAScheduler(time_attr="training_iteration", max_t=10**6, grace_period=sweep.grace_period,
+                                          reduction_factor=sweep.reduction_factor) if sweep.scheduler else None)
     if points:
         yield tune.Tuner(trainable, param_space={"point": tune.grid_search(points)}, run_config=run_config,
                          tune_config=tune.TuneConfig(**common))
@@ -174,19 +167,17 @@ def tuners(sweep: Sweep, sweep_dir: Path, rows: list[dict[str, Any]], progress: 
 
 def run_sweep(sweep: Sweep, sweep_dir: Path, address: str | None = None, rows: list[dict[str, Any]] | None = None,
               record: Callable[[list], None] = lambda rows: None) -> list[dict[str, Any]]:
-    """Run what is left after the ended trials `rows` (all of a new sweep), on the cluster at `address` or a Ray
-    started here; one row per trial, by number. Ctrl-C ends it early, keeping the finished trials."""
-    progress = Progress(sweep, list(rows or []), record)
+    """Run what is left after the ended trials `rows` on the cluster at `address` or a Ray started here; a row per
+    trial, by number. Ctrl-C ends it early, keeping the finished trials."""
+    progress, unfinished = Progress(sweep, list(rows or []), record), []
     start_ray(address)
     try:
         record(progress.rows)
         for tuner in tuners(sweep, sweep_dir, progress.rows, progress):
-            results = tuner.fit()  # returns at Ctrl-C too, with the trials not ended UNFINISHED
-            ended = {r["trial"] for r in progress.rows}
-            unfinished = [row(sweep, name, progress.points[name], r.metrics, "UNFINISHED") for r in results
-                          if (name := Path(r.path).name) not in ended]
-            if unfinished:
-                return sorted(progress.rows + unfinished, key=lambda r: r["number"])
+            results, ended = tuner.fit(), {r["trial"] for r in progress.rows}  # fit() returns at Ctrl-C too
+            if unfinished := [progress.row(name, r.metrics, "UNFINISHED") for r in results
+                              if (name := Path(r.path).name) not in ended]:
+                break
     finally:
         ray.shutdown()
-    return sorted(progress.rows, key=lambda r: r["number"])
+    return sorted(progress.rows + unfinished, key=lambda r: r["number"])
