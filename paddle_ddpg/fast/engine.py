@@ -2,9 +2,9 @@
 
 At the tutorial's sizes autograd, `nn.Layer.__call__`, the optimizer's Python and a soft update issued parameter
 by parameter cost several times the matrix products. So the online parameters become views of one buffer and the
-targets of a second laid out alike (`share_flat`), making the soft update two kernels; each Adam steps in one
-merged kernel on the agent's own optimizer's moments, which `DDPG.state_dict` saves; and each kind of update
-replays the kernel calls of its first (`Trace`). The layers' parameters, being views, see every update.
+targets of a second laid out alike (`share_flat`): the soft update is two kernels; each Adam steps in one merged
+kernel on the agent's own optimizer's moments, which `DDPG.state_dict` saves; each kind of update replays the
+kernel calls of its first (`Trace`). The layers' parameters, being views, see every update.
 """
 
 from __future__ import annotations
@@ -38,24 +38,15 @@ def share_flat(params: Sequence[paddle.Tensor]) -> paddle.Tensor:
     return buffer
 
 
-def fill(tensor: paddle.Tensor, array: np.ndarray, place: paddle.base.core.Place) -> paddle.Tensor:
-    """Copy `array` into `tensor`'s memory on `place` (the current device): cheaper than a new tensor."""
-    tensor.get_tensor().set(np.asarray(array, dtype=np.float32), place)
-    return tensor
-
-
 class MergedAdam:
-    """A `paddle.optimizer.Adam`'s step as one call of the merged Adam kernel, on that optimizer's moments."""
+    """A `paddle.optimizer.Adam`'s step as one call of the merged Adam kernel, on the moments that optimizer
+    makes as its first `step` would (taking the values of a `set_state_dict` made before)."""
 
     def __init__(self, optim: paddle.optimizer.Adam, params: Sequence[paddle.Tensor]) -> None:
-        self.optim, self.params, self.moments = optim, list(params), []
+        self.optim, self.params = optim, list(params)
         self.learning_rate = paddle.full([1], optim.get_lr(), dtype="float32")
-
-    def bind(self) -> None:
-        """Have the optimizer make its moments as its first `step` would (taking the values of a `set_state_dict`
-        made before), and keep them."""
-        self.optim._create_accumulators(framework.default_main_program().global_block(), self.params)
-        self.moments = [[self.optim._accumulators[kind][p.name] for p in self.params]
+        optim._create_accumulators(framework.default_main_program().global_block(), self.params)
+        self.moments = [[optim._accumulators[kind][p.name] for p in self.params]
                         for kind in ("moment1", "moment2", "beta1_pow_acc", "beta2_pow_acc")]
 
     def step(self, grads: Sequence[paddle.Tensor]) -> None:
@@ -69,32 +60,30 @@ class FastEngine:
     """`update` and `act` with the contracts of `DDPG.update` and `DDPG.act`, on that agent's networks."""
 
     def __init__(self, agent: DDPG) -> None:
-        self.agent = agent
-        actor_params, critic_params = agent.actor.parameters(), agent.critic_parameters()
-        self.online = share_flat(actor_params + critic_params)
+        self.agent, self.adams = agent, ()
+        self.online = share_flat(agent.actor.parameters() + agent.critic_parameters())
         self.target = share_flat([p for _, target in agent.target_pairs() for p in target.parameters()])
-        self.actor_adam = MergedAdam(agent.actor_optim, actor_params)
-        self.critic_adam = MergedAdam(agent.critic_optim, critic_params)
         self.passes = {net: layers.CriticPass(net) if isinstance(net, Critic) else layers.ActorPass(net)
                        for pair in agent.target_pairs() for net in pair}
-        self.place = framework._current_expected_place()
+        # Inputs are copied into these tensors' memory on the current device, cheaper than new tensors.
         self.state, self.target_noise, *self.batch = (paddle.zeros([1]) for _ in range(2 + len(Batch._fields)))
+        self.place = framework._current_expected_place()
         self.traces: dict[tuple[int, bool, bool, float, float], Trace] = {}
 
     def act(self, state: np.ndarray) -> np.ndarray:
+        self.state.get_tensor().set(np.asarray(state[None], np.float32), self.place)
         with paddle.no_grad():
-            return self.passes[self.agent.actor].forward(fill(self.state, state[None], self.place))[0].numpy()[0]
+            return self.passes[self.agent.actor].forward(self.state)[0].numpy()[0]
 
     def update(self, batch: Batch, target_noise: np.ndarray | None, actor_step: bool) -> dict[str, paddle.Tensor]:
         """The first update of each kind (batch size, actor step or not, target noise or not, gamma, tau) is
         recorded; later ones replay its kernel calls on the same tensors."""
-        if not self.critic_adam.moments:
-            self.actor_adam.bind()
-            self.critic_adam.bind()
-        for tensor, array in zip(self.batch, batch):
-            fill(tensor, array, self.place)
-        if target_noise is not None:
-            fill(self.target_noise, target_noise, self.place)
+        if not self.adams:  # made now, after any optimizer state was loaded
+            self.adams = (MergedAdam(self.agent.actor_optim, self.agent.actor.parameters()),
+                          MergedAdam(self.agent.critic_optim, self.agent.critic_parameters()))
+        for tensor, array in zip([*self.batch, self.target_noise], [*batch, target_noise]):
+            if array is not None:
+                tensor.get_tensor().set(np.asarray(array, np.float32), self.place)
         key = (len(batch.state), actor_step, target_noise is not None, self.agent.gamma, self.agent.tau)
         with paddle.no_grad():
             if key in self.traces:
@@ -124,7 +113,7 @@ class FastEngine:
             mse = k.mean(k.square(error), [], False)
             critic_loss = mse if critic_loss is None else k.add(critic_loss, mse)
             grads += passes[critic].backward(saved, k.scale(error, 2.0 / q.shape[0], 0.0, True))
-        self.critic_adam.step(grads)
+        self.adams[1].step(grads)
         if not actor_step:
             return (critic_loss,)
         # -mean Q, whose gradient -1 / batch goes back through the critic's action input only: the critic's own
@@ -134,9 +123,8 @@ class FastEngine:
         q, saved = critic.forward(state, mu)
         actor_loss = k.scale(k.mean(q, [], False), -1.0, 0.0, True)
         d_action = critic.action_grad(saved, filled(q.shape[0], 1, -1.0 / q.shape[0], q.place))
-        self.actor_adam.step(actor.backward(saved_actor, d_action, agent.tanh_penalty))
-        # soft_update of every target at once: scale the targets, then add tau * online through the SGD kernel
-        # (p - lr * g with lr = -tau), one pass without a temporary.
+        self.adams[0].step(actor.backward(saved_actor, d_action, agent.tanh_penalty))
+        # soft_update of every target at once: scale, then add tau * online through the SGD kernel (lr = -tau).
         k.scale_(self.target, 1.0 - agent.tau, 0.0, True)
         k.sgd_(self.target, filled(1, 1, -agent.tau, self.online.place), self.online, None, False)
         return critic_loss, actor_loss

@@ -39,19 +39,19 @@ class _Stack:
     def __init__(self, net: Actor | Critic) -> None:
         self.layers = [(fc.weight, fc.bias) for fc in net.fcs]
 
-    def _forward(self, x: paddle.Tensor, action: paddle.Tensor | None = None) -> tuple[paddle.Tensor, list]:
-        inputs = []  # each layer's input, for the backward
+    def forward(self, x: paddle.Tensor, action: paddle.Tensor | None = None) -> tuple[paddle.Tensor, list]:
+        """The last layer's output, and for `backward` each layer's input, then (a critic's) the action."""
+        inputs = []
         for i, (weight, bias) in enumerate(self.layers):
             inputs.append(x)
             z = kernels.addmm(bias, x, self.input_rows if i == self.join else weight, 1.0, 1.0)
             if i == self.join:
                 z = kernels.addmm(z, action, self.action_rows, 1.0, 1.0)
             x = kernels.relu(z) if i < len(self.layers) - 1 else z
-        return z, inputs
+        return z, inputs if action is None else inputs + [action]
 
-    def _backward(self, saved: list[paddle.Tensor], g: paddle.Tensor) -> list[paddle.Tensor]:
-        """Gradients (w1, b1, w2, b2, ...) from `g` at the last layer's output; `saved` holds each layer's input,
-        then (a critic's) the action."""
+    def backward(self, saved: list[paddle.Tensor], g: paddle.Tensor) -> list[paddle.Tensor]:
+        """Gradients (w1, b1, w2, b2, ...) from `g`, the gradient at the last layer's output."""
         grads = []
         for i in range(len(self.layers) - 1, -1, -1):
             weight = self.input_rows if i == self.join else self.layers[i][0]
@@ -78,9 +78,9 @@ class ActorPass(_Stack):
         alike = np.all(scale == scale[0]) and not self.shift.numpy().any()
         self.symmetric_scale = float(scale[0]) if alike else None
 
-    def forward(self, state: paddle.Tensor) -> tuple[paddle.Tensor, list[paddle.Tensor]]:
+    def forward(self, state: paddle.Tensor, action: None = None) -> tuple[paddle.Tensor, list[paddle.Tensor]]:
         """mu(s), and for `backward` each layer's input, then z, then (bounds not alike and centred) tanh(z)."""
-        z, saved = self._forward(state)
+        z, saved = super().forward(state)
         if self.symmetric_scale is not None:
             return kernels.stanh(z, 1.0, self.symmetric_scale), saved + [z]
         squashed = kernels.tanh(z)
@@ -98,7 +98,7 @@ class ActorPass(_Stack):
         if tanh_penalty:
             excess = kernels.subtract(z, kernels.clip(z, -TANH_MARGIN, TANH_MARGIN))
             g = kernels.add(g, kernels.scale(excess, 2.0 * tanh_penalty / (z.shape[0] * z.shape[1]), 0.0, True))
-        return self._backward(saved, g)
+        return super().backward(saved, g)
 
 
 class CriticPass(_Stack):
@@ -110,12 +110,6 @@ class CriticPass(_Stack):
         weight = self.layers[self.join][0]
         split = weight.shape[0] - net.action_dim
         self.input_rows, self.action_rows = weight._slice(0, split), weight._slice(split, weight.shape[0])
-
-    def forward(self, state: paddle.Tensor, action: paddle.Tensor) -> tuple[paddle.Tensor, list[paddle.Tensor]]:
-        q, saved = self._forward(state, action)
-        return q, saved + [action]
-
-    backward = _Stack._backward
 
     def action_grad(self, saved: list[paddle.Tensor], d_q: paddle.Tensor) -> paddle.Tensor:
         """dLoss/dAction without the critic's own gradients, which the actor step does not need."""

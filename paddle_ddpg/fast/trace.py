@@ -1,10 +1,9 @@
 """Recording one update's kernel calls and replaying them as one straight-line function, without the Python
-(loops, look-ups, calls) that runs around them, a noticeable share of an update at the tutorial's sizes.
-
-Each kind of update calls the same kernels on the same tensors: parameters and Adam's moments change in place,
-inputs are copied into kept tensors (`engine.fill`), constants are made once. So the recorded update must draw no
-random numbers, read no tensor's values, make tensors only through `layers.kernels` (which recording swaps: one
-thread at a time) and return only tensors those made (checked); what changes between calls keys the traces.
+(loops, look-ups, calls) around them, a noticeable share of an update at the tutorial's sizes. Each kind of
+update calls the same kernels on the same tensors (parameters and moments change in place, inputs are copied
+into kept tensors, constants are made once), so the update must draw no random numbers, read no tensor's values,
+make tensors only through `layers.kernels` (which recording swaps: one thread at a time) and return only tensors
+those made (checked); what changes between calls keys the traces.
 """
 
 from __future__ import annotations
