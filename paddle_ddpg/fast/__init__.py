@@ -11,10 +11,9 @@ from paddle_ddpg.agent import DDPG
 
 try:  # Paddle's private modules, which a release may move; then every agent keeps its plain update
     from paddle_ddpg.fast import check, engine
+    _MISSING: str | None = None
 except ImportError as exc:
-    _MISSING: str | None = f"Paddle {paddle.__version__} lacks what the fast engine imports ({exc})"
-else:
-    _MISSING = None
+    _MISSING = f"Paddle {paddle.__version__} lacks what the fast engine imports ({exc})"
 
 
 def accelerate(agent: DDPG) -> str | None:
@@ -26,7 +25,7 @@ def accelerate(agent: DDPG) -> str | None:
     finally:
         paddle.set_rng_state(rng_state)
     if reason is None:
-        engine.install(agent)
+        engine.FastEngine(agent)
     return reason
 
 

@@ -15,25 +15,22 @@ import numpy as np
 import paddle
 from paddle import _C_ops
 
-from paddle_ddpg import agent as agent_module
-from paddle_ddpg import networks
-from paddle_ddpg.agent import DDPG
+from paddle_ddpg.agent import DDPG, soft_update, tanh_excess, td_target
 from paddle_ddpg.config import Config
-from paddle_ddpg.fast.engine import install
+from paddle_ddpg.fast.engine import FastEngine
 from paddle_ddpg.memory import Batch
-from paddle_ddpg.networks import Actor, Critic
+from paddle_ddpg.networks import Actor, Critic, _linear_stack, critic_sizes
 
-PRIVATE = {"_C_ops": """add addmm clip concat hardtanh_grad matmul matmul_grad maximum mean merged_adam_ minimum multiply
-                         relu scale scale_ sgd_ square stanh stanh_grad subtract tanh tanh_grad""".split(),
-           "Tensor": ["_slice", "_share_buffer_to", "get_tensor"],
-           "Adam": """_create_accumulators _accumulators _parameter_list _beta1 _beta2 _epsilon _learning_rate
-                      regularization _grad_clip""".split()}
+PRIVATE = {"_C_ops": "add addmm clip concat hardtanh_grad matmul matmul_grad maximum mean merged_adam_ minimum "
+                     "multiply relu scale scale_ sgd_ square stanh stanh_grad subtract tanh tanh_grad",
+           "Tensor": "_slice _share_buffer_to get_tensor",
+           "Adam": "_create_accumulators _accumulators _parameter_list _beta1 _beta2 _epsilon _learning_rate "
+                   "regularization _grad_clip"}
 TOLERANCE = 1e-5
 STOCK = "paddle_ddpg's DDPG as agent.py and networks.py now write it is not the code the fast engine computes"
 # `stock_code()` where tests/test_update_equivalence.py last held the engine equal to the plain agent (it pins this).
 VERIFIED = "41b24c11d115fa59bf917269b36198659f273adb5ed2bea25db98f06009fd8fb"
-TAKEN_OVER = {**dict.fromkeys(("update", "act", "target_q", "critic_step", "actor_step"),
-                             "which the fast engine replaces"),
+TAKEN_OVER = {**dict.fromkeys("update act target_q critic_step actor_step".split(), "which the fast engine replaces"),
               **dict.fromkeys(("learn", "draw_target_noise"), "which feeds the update the fast engine replaces"),
               **dict.fromkeys(("target_pairs", "critics", "critic_parameters"), "which the fast engine reads")}
 # DDPG with bounds alike and centred (one stanh kernel); TD3 with per-dimension bounds and the tanh penalty.
@@ -43,8 +40,7 @@ SMALL = ((Config(actor_hidden=(8,), critic_hidden=(8, 8), lr_actor=1e-2, lr_crit
 
 
 def code_differs(agent: DDPG) -> str | None:
-    """What in `agent` is not the stock code the engine computes: its class, an override, a network, an
-    optimizer. Reads optimizer internals: call it after `stock_differs`."""
+    """What in `agent` is not the stock code the engine computes (reads Adam's internals: after `stock_differs`)."""
     cls = type(agent)
     if not isinstance(agent, DDPG):
         return f"the agent is a {cls.__name__}, not a paddle_ddpg DDPG"
@@ -77,12 +73,11 @@ def code_differs(agent: DDPG) -> str | None:
 
 @functools.cache
 def stock_differs() -> str | None:
-    """Once per process: which private names the engine calls this Paddle lacks (tried, not read off a version),
-    then whether a plain and an accelerated agent from the same weights, after updates of every kind on a small
-    problem, differ in their actions, weights or moments."""
+    """Once per process: the private names the engine calls that this Paddle lacks (tried, not read off a version),
+    then a plain and an accelerated agent's actions, weights and moments after updates of every kind."""
     owners = {"_C_ops": _C_ops, "Tensor": paddle.Tensor,
               "Adam": paddle.optimizer.Adam(parameters=[paddle.create_parameter([1], "float32")])}
-    missing = [f"{owner}.{name}" for owner, names in PRIVATE.items() for name in names
+    missing = [f"{owner}.{name}" for owner, names in PRIVATE.items() for name in names.split()
                if not hasattr(owners[owner], name)]
     if missing:
         return f"Paddle {paddle.__version__} lacks {', '.join(missing)}"
@@ -100,12 +95,13 @@ def stock_differs() -> str | None:
 
 
 def stock_code() -> str:
-    """A digest of the stock code the engine computes, without its docstrings, comments and spacing: DDPG's
-    constructor and what the engine takes over, the update's helpers, and the networks."""
-    parts = [getattr(DDPG, name) for name in ("__init__", *TAKEN_OVER)] + [
-        agent_module.td_target, agent_module.soft_update, agent_module.tanh_excess, networks._linear_stack,
-        networks.critic_sizes, Actor, Critic]
-    code = re.sub(r'(?s)""".*?"""|#[^\n]*|\s+', "", "".join(inspect.getsource(part) for part in parts))
+    """A digest of the code the engine computes (less docstrings, comments and spacing), as its parts stand now."""
+    parts = [getattr(DDPG, name) for name in ("__init__", *TAKEN_OVER)]
+    parts += [td_target, soft_update, tanh_excess, _linear_stack, critic_sizes, Actor, Critic]
+    try:
+        code = re.sub(r'(?s)""".*?"""|#[^\n]*|\s+', "", "".join(inspect.getsource(part) for part in parts))
+    except (OSError, TypeError):  # no source to read (a frozen build): not the verified code, as far as one can tell
+        return "no source"
     return hashlib.sha256(code.encode()).hexdigest()
 
 
@@ -113,7 +109,7 @@ def _small_problem(config: Config, low: list[float], high: list[float]) -> float
     """The largest difference; inf where the two agents' shapes or counts differ, NaN where a value is NaN."""
     plain, fast = (DDPG(3, 2, low, high, config, rng=np.random.default_rng(0)) for _ in range(2))
     fast.set_state_dict(plain.state_dict())
-    install(fast)
+    FastEngine(fast)
     data = np.random.default_rng(1)
     for rows in (4, 4, 5, 4):
         batch = Batch(*(np.asarray(v, np.float32) for v in (

@@ -1,10 +1,8 @@
-"""The fast engine: `DDPG.update` and `DDPG.act` in explicit kernels (`layers`) over flat parameter buffers.
-
-At the tutorial's sizes autograd, `nn.Layer.__call__`, the optimizer's Python and a soft update issued parameter
-by parameter cost several times the matrix products. So the online parameters become views of one buffer and the
-targets of a second laid out alike (`share_flat`): the soft update is two kernels; each Adam steps in one merged
-kernel on the agent's own optimizer's moments, which `DDPG.state_dict` saves; each kind of update replays the
-kernel calls of its first (`Trace`). The layers' parameters, being views, see every update.
+"""`DDPG.update` and `DDPG.act` in explicit kernels (`layers`): at the tutorial's sizes autograd, `nn.Layer` calls,
+the optimizer's Python and a soft update parameter by parameter cost several times the matrix products. So the
+online parameters become views of one buffer and the targets of another laid out alike (`share_flat`): a soft
+update is two kernels; each Adam steps in one merged kernel on the agent's own optimizer's moments, which
+`DDPG.state_dict` saves; each kind of update replays the kernel calls of its first (`Trace`).
 """
 
 from __future__ import annotations
@@ -25,8 +23,7 @@ from paddle_ddpg.networks import Critic
 
 
 def share_flat(params: Sequence[paddle.Tensor]) -> paddle.Tensor:
-    """Move `params` into one new buffer, each a view of its slice, and return it. `set_value` (behind
-    `set_state_dict`) copies into a parameter's memory, so loading weights later keeps the views."""
+    """Move `params` into one new buffer, each a view of its slice (loading weights copies into them: they stay)."""
     buffer = paddle.concat([p.detach().reshape([-1]) for p in params])
     offset = 0
     for p in params:
@@ -57,7 +54,8 @@ class MergedAdam:
 
 
 class FastEngine:
-    """`update` and `act` with the contracts of `DDPG.update` and `DDPG.act`, on that agent's networks."""
+    """`update` and `act` with the contracts of `DDPG.update` and `DDPG.act`, on that agent's networks, given to it
+    unchecked (`paddle_ddpg.fast.accelerate` checks first)."""
 
     def __init__(self, agent: DDPG) -> None:
         self.agent, self.adams = agent, ()
@@ -69,6 +67,7 @@ class FastEngine:
         self.state, self.target_noise, *self.batch = (paddle.zeros([1]) for _ in range(2 + len(Batch._fields)))
         self.place = framework._current_expected_place()
         self.traces: dict[tuple[int, bool, bool, float, float], Trace] = {}
+        agent.update, agent.act = self.update, self.act
 
     def act(self, state: np.ndarray) -> np.ndarray:
         self.state.get_tensor().set(np.asarray(state[None], np.float32), self.place)
@@ -76,8 +75,7 @@ class FastEngine:
             return self.passes[self.agent.actor].forward(self.state)[0].numpy()[0]
 
     def update(self, batch: Batch, target_noise: np.ndarray | None, actor_step: bool) -> dict[str, paddle.Tensor]:
-        """The first update of each kind (batch size, actor step or not, target noise or not, gamma, tau) is
-        recorded; later ones replay its kernel calls on the same tensors."""
+        """Each kind of update (batch size, actor step, target noise, gamma, tau) replays the kernels of its first."""
         if not self.adams:  # made now, after any optimizer state was loaded
             self.adams = (MergedAdam(self.agent.actor_optim, self.agent.actor.parameters()),
                           MergedAdam(self.agent.critic_optim, self.agent.critic_parameters()))
@@ -116,8 +114,8 @@ class FastEngine:
         self.adams[1].step(grads)
         if not actor_step:
             return (critic_loss,)
-        # -mean Q, whose gradient -1 / batch goes back through the critic's action input only: the critic's own
-        # gradients, which autograd computes and the next critic step clears, are never computed.
+        # -mean Q, its gradient -1 / batch through the critic's action input only: the critic's own gradients, which
+        # autograd computes and the next critic step clears, are never computed.
         actor, critic = passes[agent.actor], passes[agent.critic]
         mu, saved_actor = actor.forward(state)
         q, saved = critic.forward(state, mu)
@@ -128,9 +126,3 @@ class FastEngine:
         k.scale_(self.target, 1.0 - agent.tau, 0.0, True)
         k.sgd_(self.target, filled(1, 1, -agent.tau, self.online.place), self.online, None, False)
         return critic_loss, actor_loss
-
-
-def install(agent: DDPG) -> None:
-    """Give `agent` the engine's `update` and `act`, unchecked (`paddle_ddpg.fast.accelerate` checks first)."""
-    engine = FastEngine(agent)
-    agent.update, agent.act = engine.update, engine.act

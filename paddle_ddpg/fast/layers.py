@@ -25,8 +25,7 @@ def filled(rows: int, columns: int, value: float, place: paddle.base.core.Place)
 
 
 def relu_grad(out: paddle.Tensor, g: paddle.Tensor) -> paddle.Tensor:
-    """relu_grad's values from hardtanh's gradient kernel over (0, float32's largest), which is faster on CPU;
-    only an activation diverged to float32's largest or inf gets 0."""
+    """relu_grad's values from hardtanh_grad over (0, float32's largest), faster on CPU; 0 for a diverged input."""
     return kernels.hardtanh_grad(out, g, 0.0, _FLOAT32_MAX)
 
 
@@ -74,9 +73,8 @@ class ActorPass(_Stack):
     def __init__(self, net: Actor) -> None:
         super().__init__(net)
         self.scale, self.shift = net.action_scale, net.action_bias
-        scale = self.scale.numpy()
-        alike = np.all(scale == scale[0]) and not self.shift.numpy().any()
-        self.symmetric_scale = float(scale[0]) if alike else None
+        scale, shift = self.scale.numpy(), self.shift.numpy()
+        self.symmetric_scale = float(scale[0]) if np.all(scale == scale[0]) and not shift.any() else None
 
     def forward(self, state: paddle.Tensor, action: None = None) -> tuple[paddle.Tensor, list[paddle.Tensor]]:
         """mu(s), and for `backward` each layer's input, then z, then (bounds not alike and centred) tanh(z)."""
@@ -86,10 +84,8 @@ class ActorPass(_Stack):
         squashed = kernels.tanh(z)
         return kernels.add(kernels.multiply(squashed, self.scale), self.shift), saved + [z, squashed]
 
-    def backward(self, saved: list[paddle.Tensor], d_action: paddle.Tensor,
-                 tanh_penalty: float = 0.0) -> list[paddle.Tensor]:
-        """Gradients given dLoss/dAction, plus those of `tanh_penalty` * mean(excess ** 2), excess being how far
-        z goes past +-TANH_MARGIN."""
+    def backward(self, saved: list[paddle.Tensor], d_action: paddle.Tensor, tanh_penalty: float = 0.0) -> list:
+        """Gradients given dLoss/dAction, plus those of `tanh_penalty` * mean(square of z past +-TANH_MARGIN)."""
         z = saved[len(self.layers)]
         if self.symmetric_scale is not None:
             g = kernels.stanh_grad(z, d_action, 1.0, self.symmetric_scale)

@@ -1,9 +1,8 @@
 """Recording one update's kernel calls and replaying them as one straight-line function, without the Python
-(loops, look-ups, calls) around them, a noticeable share of an update at the tutorial's sizes. Each kind of
-update calls the same kernels on the same tensors (parameters and moments change in place, inputs are copied
-into kept tensors, constants are made once), so the update must draw no random numbers, read no tensor's values,
-make tensors only through `layers.kernels` (which recording swaps: one thread at a time) and return only tensors
-those made (checked); what changes between calls keys the traces.
+(loops, look-ups, calls) around them, a noticeable share of an update at the tutorial's sizes. Each kind of update
+calls the same kernels on the same tensors (parameters and moments change in place, inputs are copied into kept
+tensors, constants are made once), so it must draw no random numbers, read no tensor's values, make tensors only
+through `layers.kernels` (which recording swaps: one thread at a time) and return only tensors those made.
 """
 
 from __future__ import annotations
@@ -24,9 +23,8 @@ class Trace:
 
     def __init__(self, update: Callable[[], tuple[paddle.Tensor, ...]]) -> None:
         self._names: dict[int, str] = {}  # id of each tensor seen -> its name: v3 made by a kernel, c4 a constant
-        self._namespace: dict[str, Any] = {}  # the kernels and constants the source refers to
+        self._namespace: dict[str, Any] = {}  # the kernels and tensors named, all kept alive while recording
         self._lines: list[str] = []
-        self._seen: list[Any] = []  # every result, kept alive so that no id is reused while recording
         layers.kernels = self
         try:
             self.outputs = update()
@@ -43,9 +41,9 @@ class Trace:
             dying = [name for name, at in last.items() if at == i and name not in returned]
             source += [line] + (["del " + ", ".join(dying)] if dying else [])
         self.source = "\n    ".join(source + [f"return ({''.join(name + ', ' for name in returned)})"]) + "\n"
+        self._namespace = {name: v for name, v in self._namespace.items() if not re.fullmatch(r"v\d+", name)}
         exec(compile(self.source, "<traced update>", "exec"), self._namespace)
         self.run: Callable[[], tuple[paddle.Tensor, ...]] = self._namespace["run"]
-        self._seen = []
 
     def __getattr__(self, op: str) -> Callable[..., Any]:
         kernel = self._namespace[op] = getattr(_C_ops, op)
@@ -53,18 +51,15 @@ class Trace:
         def record(*args: Any) -> Any:
             arguments = ", ".join(map(self._argument, args))
             result = kernel(*args)
-            self._seen.append(result)
             self._lines.append(f"{self._target(result)} = {op}({arguments})")
             return result
-
         return record
 
     def _argument(self, value: Any) -> str:
         if isinstance(value, paddle.Tensor):
-            if id(value) not in self._names:  # made before the recording or outside kernels: a constant
-                self._names[id(value)] = f"c{len(self._names)}"
-                self._namespace[self._names[id(value)]] = value
-            return self._names[id(value)]
+            name = self._names.setdefault(id(value), f"c{len(self._names)}")  # c: made before or outside kernels
+            self._namespace.setdefault(name, value)
+            return name
         if isinstance(value, (list, tuple)):
             return "[" + ", ".join(map(self._argument, value)) + "]"
         if value is None or isinstance(value, (bool, int, str)) or (isinstance(value, float) and np.isfinite(value)):
@@ -73,7 +68,8 @@ class Trace:
 
     def _target(self, result: Any) -> str:
         if isinstance(result, paddle.Tensor) and id(result) not in self._names:
-            self._names[id(result)] = f"v{len(self._names)}"
-            return self._names[id(result)]
+            self._names[id(result)] = name = f"v{len(self._names)}"
+            self._namespace[name] = result
+            return name
         parts = [self._target(r) for r in result] if isinstance(result, (list, tuple)) else []
         return "(" + "".join(part + ", " for part in parts) + ")" if any(p != "_" for p in parts) else "_"
