@@ -105,8 +105,8 @@ def test_the_record_rebuilds_the_same_sweep_without_its_config_file(tmp_path: Pa
     monkeypatch.chdir(tmp_path)
     (tmp_path / "base.yaml").write_text("tau: 0.02\ngamma: 0.95\n")
     argv = [*SMALL, "--config", "base.yaml", "--logdir", "l", "--seeds", "3", "4", "--search", "optuna", "--trials",
-            "3", "--space", "lr_actor=1e-4:1e-2:log", "critic_hidden=16x16,32", "batch_size=8:16", "--scheduler", "asha",
-            "--grace-period", "2", "--reduction-factor", "2.5", "--max-concurrent", "1", "--name", "r"]
+            "3", "--space", "lr_actor=1e-4:1e-2:log", "critic_hidden=16x16,32", "batch_size=8:16", "--scheduler",
+            "asha", "--grace-period", "2", "--reduction-factor", "2.5", "--max-concurrent", "1", "--name", "r"]
     parser = build_parser()
     sweep, sweep_dir, kept = prepare(parser, parser.parse_args(argv))
     (tmp_path / "base.yaml").unlink()

@@ -7,6 +7,7 @@ if __name__ == "__main__":  # a program starting: its process settings go in bef
 
     prepare_process()
 
+import functools
 import json
 import shlex
 import sys
@@ -14,23 +15,18 @@ from collections.abc import Sequence
 
 from paddle_ddpg.config import UsageError
 from paddle_ddpg.files import SaveError
-from paddle_ddpg.sweep.arguments import SPEC_FILE, build_parser, prepare
+from paddle_ddpg.sweep.arguments import build_parser, prepare
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = (parser := build_parser()).parse_args(argv)
     try:
         sweep, sweep_dir, kept = prepare(parser, args)
-        from paddle_ddpg.sweep.report import write_json, write_results  # the [sweep] extra, once the command is right
+        from paddle_ddpg.sweep.report import write_results  # the [sweep] extra, once the command is right
         from paddle_ddpg.sweep.tuning import run_sweep
 
-        def record(rows: list[dict]) -> None:  # as Ray starts and as each trial ends: what --resume continues
-            if not (sweep_dir / SPEC_FILE).exists():
-                sweep_dir.mkdir(parents=True, exist_ok=True)
-                write_json(sweep_dir / SPEC_FILE, {"argv": sweep.argv})
-            write_results(sweep, sweep_dir, rows, interrupted=True, everything=False)
-
-        rows = run_sweep(sweep, sweep_dir, args.address, kept, record)
+        rows = run_sweep(sweep, sweep_dir, args.address, kept,  # as each trial ends: what --resume continues from
+                         functools.partial(write_results, sweep, sweep_dir, interrupted=True, everything=False))
         ended = sum(r["status"] != "UNFINISHED" for r in rows)
         outcome, shown = write_results(sweep, sweep_dir, rows, interrupted := ended < sweep.total_trials())
     except (UsageError, SaveError) as exc:  # 2 for a mistake in the input, 1 for a disk that fills

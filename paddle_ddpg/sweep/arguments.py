@@ -109,22 +109,23 @@ def parse_items(items: list[str], option: str, base: Config) -> dict[str, Any]:
 
 def plan(args: argparse.Namespace, resumed: Path | None = None) -> tuple[Sweep, Path]:
     """The sweep from parsed arguments (a new command line, or a record for --resume), every value checked."""
-    name, cpus, least = args.name or f"sweep_{time.strftime('%Y%m%d-%H%M%S')}", usable_cpus(), (
-        ("trials", 1), ("grace_period", 1), ("cpus_per_trial", 1), ("max_concurrent", 0))
-    for check in [(hasattr(args, "run_name"), "--run-name: the sweep names each trial's run <logdir>/<sweep>/<trial>"),
-                  (args.search and args.grid, "--grid and --search are alternatives: a grid runs every combination, "
-                                              "a search samples"),
-                  (len({bool(args.search), bool(args.space), args.trials is not None}) > 1,
-                   "a search needs all three: --search optuna, --trials N and --space"),
-                  *[((v := getattr(args, k)) is not None and v < n, f"--{k.replace('_', '-')} must be >= {n}, got {v}")
-                    for k, n in least],
-                  (args.reduction_factor <= 1, f"--reduction-factor must be > 1, got {args.reduction_factor}"),
-                  (not args.address and args.cpus_per_trial > cpus,
-                   f"--cpus-per-trial {args.cpus_per_trial}: this machine has {cpus} CPUs for the sweep's Ray"),
-                  ("/" in name or name in (".", "..") or "\0" in name, f"--name must be a plain directory name, got "
-                                                                       f"{name!r}"),
-                  (args.seeds and len(set(args.seeds)) < len(args.seeds), "--seeds: a seed is repeated")]:
-        fail(*check)
+    name, cpus = args.name or f"sweep_{time.strftime('%Y%m%d-%H%M%S')}", usable_cpus()
+    least = {k: (getattr(args, k), n) for k, n in (("trials", 1), ("grace_period", 1), ("cpus_per_trial", 1),
+                                                   ("max_concurrent", 0))}
+    checks = [
+        (hasattr(args, "run_name"), "--run-name: the sweep names each trial's run <logdir>/<sweep>/<trial>"),
+        (args.search and args.grid, "--grid and --search are alternatives: a grid runs every combination, a search "
+                                    "samples"),
+        (len({bool(args.search), bool(args.space), args.trials is not None}) > 1,
+         "a search needs all three: --search optuna, --trials N and --space"),
+        *[(v is not None and v < n, f"--{k.replace('_', '-')} must be >= {n}, got {v}") for k, (v, n) in least.items()],
+        (args.reduction_factor <= 1, f"--reduction-factor must be > 1, got {args.reduction_factor}"),
+        (not args.address and args.cpus_per_trial > cpus,
+         f"--cpus-per-trial {args.cpus_per_trial}: this machine has {cpus} CPUs for the sweep's Ray"),
+        ("/" in name or name in (".", "..") or "\0" in name, f"--name must be a plain directory name, got {name!r}"),
+        (args.seeds and len(set(args.seeds)) < len(args.seeds), "--seeds: a seed is repeated")]
+    for condition, message in checks:
+        fail(condition, message)
     base = resolve_config(args)
     base = dataclasses.replace(base, threads=base.threads or args.cpus_per_trial,  # the CPUs Ray gives a trial
                                logdir=str(Path(base.logdir).resolve()), model_dir=str(Path(base.model_dir).resolve()))
@@ -141,24 +142,22 @@ def plan(args: argparse.Namespace, resumed: Path | None = None) -> tuple[Sweep, 
             raise UsageError(f"--grid {shown}: {exc}") from None
     for env in {base.env, *grid.get("env", []), *space.get("env", {}).get("choices", [])}:
         make_env(env, base.max_episode_steps).close()
-    given = {**vars(args), "name": name, "storage": str(Path(args.storage).resolve()), "seeds": seeds}
-    preset = PRESETS[args.preset or "tutorial"].to_dict()
-    argv = ["--preset", args.preset or "tutorial", *[a for k, v in base.to_dict().items() if v != preset[k]
-                                                     for a in as_flag(k, v)], *[a for k in OPTIONS for a in as_flag(k, given[k])]]
+    preset, storage = args.preset or "tutorial", Path(args.storage).resolve()
+    record = {**{k: v for k, v in base.to_dict().items() if v != PRESETS[preset].to_dict()[k]},
+              **{k: getattr(args, k) for k in OPTIONS}, "seeds": seeds, "name": name, "storage": str(storage)}
     places = {k: str(Path(getattr(base, k)) / name) for k in ("logdir", "model_dir")}
-    for d in [] if resumed else [Path(given["storage"]) / name, *map(Path, places.values())]:
+    for d in [] if resumed else [storage / name, *map(Path, places.values())]:
         fail(d.exists() and (not d.is_dir() or any(d.iterdir())), f"sweep {name!r} already exists in {d}; continue it "
-             f"with --resume {Path(given['storage']) / name}, or pick another --name")
-    return Sweep(name, args.preset or "tutorial", {**base.to_dict(), **places}, seeds, grid, space, args.trials or 0,
-                 args.scheduler or "", args.grace_period, args.reduction_factor, args.cpus_per_trial,
-                 args.max_concurrent, argv), resumed or Path(given["storage"]) / name
+             f"with --resume {storage / name}, or pick another --name")
+    argv = ["--preset", preset, *[a for k, v in record.items() for a in as_flag(k, v)]]
+    return Sweep(name, preset, {**base.to_dict(), **places}, seeds, grid, space, args.trials or 0, args.scheduler or "",
+                 args.grace_period, args.reduction_factor, args.cpus_per_trial, args.max_concurrent, argv), (
+        resumed or storage / name)
 
 
 def as_flag(name: str, value: Any) -> list[str]:
     """The arguments that give `name` its `value`, as the parser reads them back."""
-    option = "--" + name.replace("_", "-")
-    if isinstance(value, bool):
-        return [option if value else "--no-" + option[2:]]
+    option = "--" + name.replace("_", "-")  # (no field or option is a bool)
     return [option, *map(str, value)] if isinstance(value, list) else [] if value is None else [f"{option}={value}"]
 
 

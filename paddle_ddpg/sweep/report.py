@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from scipy import stats
 
 from paddle_ddpg.files import atomic_write
-from paddle_ddpg.sweep.arguments import RESULTS_FILE, ROW, Sweep, short
+from paddle_ddpg.sweep.arguments import RESULTS_FILE, ROW, SPEC_FILE, Sweep, short
 
 CONFIDENCE = 0.95  # Student-t, not a bootstrap: with 3 to 10 seeds a percentile bootstrap is too narrow
 
@@ -47,6 +47,9 @@ def write_results(sweep: Sweep, sweep_dir: Path, rows: list[dict[str, Any]], int
     best = max((c for c in configs if c["mean"] is not None), key=lambda c: c["mean"], default=None)
     outcome = {"sweep": sweep.name, "trials": len(rows), "best_config": best and best["config"],
                "best_mean": best and best["mean"], "results": str(sweep_dir / RESULTS_FILE)}
+    if not (sweep_dir / SPEC_FILE).exists():  # the arguments that rebuild the sweep: what --resume reads first
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        write_json(sweep_dir / SPEC_FILE, {"argv": sweep.argv})
     command = shlex.join(["python", "-m", "paddle_ddpg.sweep", *sweep.argv])
     write_json(sweep_dir / RESULTS_FILE, {**outcome, "interrupted": interrupted, "command": command,
                                            "preset": sweep.preset, "seeds": sweep.seeds, "grid": sweep.grid,
