@@ -165,8 +165,9 @@ def prepare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[
     """The sweep, its directory and the trials that ended in an earlier run, every value checked; nothing written."""
     if args.resume:
         given = [d for d, v in vars(args).items() if d not in ("resume", "address") and v != parser.get_default(d)]
-        fail(given, f"--{given[0].replace('_', '-') if given else ''} cannot be used with --resume: a resumed sweep "
-                    "runs with its own settings")
+        if given:
+            raise UsageError(f"--{given[0].replace('_', '-')} cannot be used with --resume: a resumed sweep runs with "
+                             "its own settings")
         fail(not (path := Path(args.resume).resolve() / SPEC_FILE).exists(),
              f"{path.parent} is not a sweep directory (it has no {SPEC_FILE})")
         saved = read_json(path)

@@ -42,7 +42,8 @@ def write_results(sweep: Sweep, sweep_dir: Path, rows: list[dict[str, Any]], int
         mean=("done", "mean"), std=("done", "std"), sem=("done", "sem"))
     groups["low"], groups["high"] = interval(groups.done, groups["mean"], groups["sem"])
     configs = [{"config": {k: rows[g.rows[0]][k] for k in sweep.varied}, "seeds": g.seeds, "done": int(g.done),
-                "mean": plain(g.mean), "std": plain(g.std), "ci95": [g.low, g.high] if g.done > 1 else None}
+                "mean": None if pd.isna(g.mean) else g.mean, "std": None if pd.isna(g.std) else g.std,
+                "ci95": [g.low, g.high] if g.done > 1 else None}
                for g in groups.itertuples()]
     best = max((c for c in configs if c["mean"] is not None), key=lambda c: c["mean"], default=None)
     outcome = {"sweep": sweep.name, "trials": len(rows), "best_config": best and best["config"],
@@ -70,10 +71,6 @@ def write_results(sweep: Sweep, sweep_dir: Path, rows: list[dict[str, Any]], int
     return outcome, "\n".join([trials.rename(columns={"final_eval": "final eval", "best_eval": "best eval",
                                                       "wall_seconds": "wall s"}).to_string(
         index=False, na_rep="-", float_format="{:.1f}".format), *errors, "", table.to_string(index=False)])
-
-
-def plain(value: Any) -> float | None:
-    return None if pd.isna(value) else float(value)
 
 
 def plot(sweep: Sweep, evals: list[pd.Series], configs: list[dict[str, Any]], path: Path) -> None:
