@@ -52,13 +52,9 @@ class Sweep:
         return (self.trials if self.space else len(list(itertools.product(*self.grid.values())))) * len(self.seeds)
 
 
-def is_tuple(name: str) -> bool:
-    return typing.get_origin(field_types()[name]) is tuple
-
-
-def encode(name: str, value: Any) -> Any:
+def encode(value: Any) -> Any:
     """A value as Tune and Optuna carry it: a tuple field's sizes as text, "64x64" (Optuna's choices are plain)."""
-    return "x".join(map(str, value)) if is_tuple(name) else value
+    return "x".join(map(str, value)) if isinstance(value, list) else value
 
 
 def short(value: Any) -> str:
@@ -91,11 +87,11 @@ def parse_items(items: list[str], option: str, base: Config) -> dict[str, Any]:
              + (" (give seeds with --seeds)" if name == "seed" else ""))
         fail(ranged and (field_types()[name] not in (int, float) or len(words) != 2),
              f"--space {item}: a range is LOW:HIGH or LOW:HIGH:log, of an int or float field")
-        values, flag = [], "--" + name.replace("_", "-")
+        values, flag, sizes = [], "--" + name.replace("_", "-"), isinstance(getattr(base, name), tuple)
         for word in words:
             try:
-                values.append(getattr(parser.parse_args([flag, *word.split("x")] if is_tuple(name)
-                                                        else [f"{flag}={word}"]), name))
+                parsed = parser.parse_args([flag, *word.split("x")] if sizes else [f"{flag}={word}"])
+                values.append(getattr(parsed, name))
                 base.updated({name: values[-1]}, source=option).validate()
             except UsageError as exc:
                 raise UsageError(f"{option} {name}={word}: {exc}") from None
@@ -138,7 +134,7 @@ def plan(args: argparse.Namespace, resumed: Path | None = None) -> tuple[Sweep, 
         try:
             base.updated(dict(zip(grid, combination)), source="--grid").validate()
         except UsageError as exc:
-            shown = " ".join(f"{k}={short(encode(k, v))}" for k, v in zip(grid, combination))
+            shown = " ".join(f"{k}={short(encode(v))}" for k, v in zip(grid, combination))
             raise UsageError(f"--grid {shown}: {exc}") from None
     for env in {base.env, *grid.get("env", []), *space.get("env", {}).get("choices", [])}:
         make_env(env, base.max_episode_steps).close()

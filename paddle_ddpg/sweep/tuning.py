@@ -26,7 +26,7 @@ from paddle_ddpg.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from paddle_ddpg.config import Config, UsageError, error_summary
 from paddle_ddpg.device import usable_cpus
 from paddle_ddpg.logs import RunLog
-from paddle_ddpg.sweep.arguments import SPEC_FILE, Sweep, encode, is_tuple, short
+from paddle_ddpg.sweep.arguments import SPEC_FILE, Sweep, encode, short
 from paddle_ddpg.train import train
 
 METRIC = "eval_return"  # what Tune, its scheduler and its searcher compare: the noise-free evaluation mean
@@ -44,7 +44,8 @@ def point_of(sweep: Sweep, params: dict[str, Any]) -> dict[str, Any]:
 def run_trial(params: dict[str, Any], sweep: Sweep) -> None:
     paddle.disable_static()  # dynamic mode is per thread, and Tune runs each trial in a thread of its own
     point = point_of(sweep, params)
-    values = {k: [int(v) for v in point[k].split("x")] if is_tuple(k) else point[k] for k in sweep.varied}
+    values = {k: [int(v) for v in point[k].split("x")] if isinstance(sweep.base[k], list) else point[k]
+              for k in sweep.varied}  # a list field's sizes as encode() wrote them
     config = Config().updated({**sweep.base, **values, "seed": point["seed"],
                                "run_name": tune.get_context().get_trial_name()}, source=SPEC_FILE)
     node, evals, run_dir = ray.get_runtime_context().get_node_id(), [], Path(config.model_dir) / config.run_name
@@ -132,7 +133,7 @@ class Progress(tune.Callback):
 def tuners(sweep: Sweep, sweep_dir: Path, rows: list[dict[str, Any]], progress: Progress) -> Iterator[tune.Tuner]:
     """What is left after the ended trials `rows`: the planned trials, then the configurations still to sample."""
     configs = (dict.fromkeys(tuple(r[k] for k in sweep.varied) for r in rows) if sweep.space else
-               itertools.product(*[[encode(k, v) for v in values] for k, values in sweep.grid.items()]))
+               itertools.product(*[[encode(v) for v in values] for k, values in sweep.grid.items()]))
     ended, numbers = {tuple(r[k] for k in [*sweep.varied, "seed"]) for r in rows}, (
         itertools.repeat(None) if sweep.space else itertools.count(1))  # a search's: as Tune names them
     points = [{"number": n, **dict(zip(sweep.varied, c)), "seed": s}
@@ -157,7 +158,7 @@ def tuners(sweep: Sweep, sweep_dir: Path, rows: list[dict[str, Any]], progress: 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         search = OptunaSearch(seed=sweep.seeds[0] + len(rows), evaluated_rewards=list(means.values()) or None,
                               points_to_evaluate=[dict(zip(sweep.varied, c)) for c in means] or None)
-        space = {k: tune.choice([encode(k, v) for v in spec["choices"]]) if "choices" in spec else (
+        space = {k: tune.choice([encode(v) for v in spec["choices"]]) if "choices" in spec else (
             (tune.lograndint if spec["log"] else tune.randint)(spec["low"], spec["high"] + 1)  # randint's open end
             if isinstance(spec["low"], int) else (tune.loguniform if spec["log"] else tune.uniform)(
                 spec["low"], spec["high"])) for k, spec in sweep.space.items()}
