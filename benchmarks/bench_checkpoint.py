@@ -39,15 +39,16 @@ STATE_DIM, ACTION_DIM = 3, 1  # Pendulum
 VERSION_02 = "69296c0"  # the last commit whose checkpoint.py wrote and read the zip format
 
 
-def version_02(directory: Path) -> ModuleType:
-    """Version 0.2's checkpoint module, as it was, imported under another name."""
-    source = subprocess.run(["git", "show", f"{VERSION_02}:paddle_ddpg/checkpoint.py"], capture_output=True,
-                            text=True, check=True).stdout
-    path = directory / "checkpoint_v02.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("checkpoint_v02", path)
+def module_at(commit: str, path: str, directory: Path) -> ModuleType:
+    """`path` as it was at `commit`, imported under its own name and the commit's, beside this version's."""
+    source = subprocess.run(["git", "show", f"{commit}:{path}"], capture_output=True, text=True, check=True).stdout
+    name = f"{Path(path).stem}_{commit}"
+    file = directory / f"{name}.py"
+    file.write_text(source)
+    spec = importlib.util.spec_from_file_location(name, file)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # a dataclass in it looks itself up there
     spec.loader.exec_module(module)
     return module
 
@@ -112,7 +113,7 @@ def main() -> None:
              "400-300 (Pendulum-v1 preset), 20000 transitions": (PRESETS["Pendulum-v1"], 20_000)}
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        old = version_02(Path(tmp))
+        old = module_at(VERSION_02, "paddle_ddpg/checkpoint.py", Path(tmp))
         for name, (config, transitions) in cases.items():
             results[name] = measure(training_state(config, transitions), old, Path(tmp), args.repeats)
             sizes, ms = results[name]["bytes"], results[name]["median_ms"]

@@ -18,13 +18,10 @@ if __name__ == "__main__":  # a program starting: its process settings go in bef
     prepare_process()
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import types
@@ -34,6 +31,7 @@ from types import ModuleType
 from typing import Any
 
 import paddle
+from bench_checkpoint import module_at
 
 from paddle_ddpg import export
 from paddle_ddpg.actor_program import check_paddle_params, check_program
@@ -46,19 +44,10 @@ VERSION_02 = "69296c0"  # the last commit whose policy.py loaded an export witho
 
 
 def version_02(directory: Path) -> ModuleType:
-    """Version 0.2's policy module, as it was, imported under another name; the checks it called on
-    `checkpoint` are given to it from where they live now."""
-    source = subprocess.run(["git", "show", f"{VERSION_02}:paddle_ddpg/policy.py"], capture_output=True,
-                            text=True, check=True).stdout
-    path = directory / "policy_v02.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("policy_v02", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclass looks itself up there
-    spec.loader.exec_module(module)
-    module.checkpoint = types.SimpleNamespace(check_paddle_params=check_paddle_params,
-                                              MAX_WIDTH=MAX_WIDTH)
+    """Version 0.2's policy module, as it was; the checks it called on `checkpoint` are given to it from where
+    they live now."""
+    module = module_at(VERSION_02, "paddle_ddpg/policy.py", directory)
+    module.checkpoint = types.SimpleNamespace(check_paddle_params=check_paddle_params, MAX_WIDTH=MAX_WIDTH)
     return module
 
 

@@ -53,7 +53,7 @@ def train(config: Config, preset: str = "tutorial", resume: dict[str, Any] | Non
     try:
         engine = config.engine
         if engine == "fast" and (reason := fast.accelerate(trainer.agent)) is not None:
-            print(f"the fast engine cannot run here ({reason}); training with the plain engine", file=sys.stderr)
+            print(f"fast engine not used: {reason}; training with the plain engine", file=sys.stderr)
             engine = "plain"
         if resume is not None:
             restore(trainer, resume)
