@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from paddle_ddpg.checkpoint import CHECKPOINT_NAME, capture, log_dir_of, save_checkpoint
+from paddle_ddpg.checkpoint import CHECKPOINT_NAME, capture, log_dir_of, record_of, save_checkpoint
 from paddle_ddpg.config import Config, UsageError
 from paddle_ddpg.files import LOCK_NAME, RunLock, disk_error, remove_stale_temporaries
 from paddle_ddpg.logs import RunLog
@@ -25,7 +25,13 @@ def run_paths(config: Config, resume: dict[str, Any] | None) -> tuple[Path, Path
     if resume is None:
         return Path(config.model_dir) / config.run_name, Path(config.logdir) / config.run_name
     run_dir = Path(os.path.realpath(Path(resume["path"]).parent))
-    return run_dir, log_dir_of(run_dir, resume)
+    log_dir, record = log_dir_of(run_dir, resume), record_of(resume)
+    # The stored way there has the shape of the run's own; a directory it leads to that holds VisualDL records,
+    # none of them the one the checkpoint names, is another run's.
+    if record is not None and any(log_dir.glob("vdlrecords.*.log")) and not (log_dir / record[0]).is_file():
+        raise UsageError(f"checkpoint {resume['path']}: its log directory {log_dir} holds another run's VisualDL "
+                         f"record, not {record[0]}; not resumed")
+    return run_dir, log_dir
 
 
 def claim(run_dir: Path, log_dir: Path, resuming: bool, overwrite: bool) -> tuple[RunLock, Path]:

@@ -226,6 +226,23 @@ def test_a_stored_log_path_that_leaves_the_run_is_refused(base_copy: TrainedRun,
     assert snapshot(base_copy.root) == before and snapshot(tmp_path) == foreign_before
 
 
+def test_a_stored_log_path_to_another_runs_record_is_refused(base_copy: TrainedRun, tmp_path: Path) -> None:
+    """A path of the run's own shape (climbing, then its name) that leads to a directory of the same name higher up,
+    holding another run's record: refused, and that record is left as it was."""
+    other = base_copy.root.parent / "logs" / "base"
+    other.mkdir(parents=True)
+    (other / "vdlrecords.1.log").write_bytes(b"someone else's record")
+    path = base_copy.run_dir / CHECKPOINT_NAME
+    state = load_checkpoint(path)
+    del state["path"]
+    state["log_dir_from_run_dir"] = os.path.join("..", "..", "..", "logs", "base")
+    save_checkpoint(path, state)
+    before, other_before = snapshot(base_copy.root), snapshot(other)
+    assert_usage_error(run_cli("train", "--resume", "model/base", "--episodes", "4", cwd=base_copy.root),
+                       "holds another run's VisualDL record")
+    assert snapshot(base_copy.root) == before and snapshot(other) == other_before
+
+
 def test_the_log_path_of_the_default_layout_is_accepted(base_copy: TrainedRun) -> None:
     state = load_checkpoint(base_copy.run_dir / CHECKPOINT_NAME)
     assert state["log_dir_from_run_dir"] == os.path.join("..", "..", "logs", "base")
