@@ -1,10 +1,8 @@
 """The run's state: what `checkpoint.pdckpt` holds, how it is written, read, checked and put back into a `Trainer`.
 
-It is safetensors (no code; each array's type, shape and offsets checked against the file's size by the library):
-numbered arrays, and a JSON document in its metadata referring to each at most once, so that a small file cannot
-fan out into much memory. 0.2's zips of `.npy` load too (numpy does not check a declared shape against the bytes
-before allocating, so that is done here), and 0.1's pickles through `snapshot.py`; a resume writes the current format.
-"""
+Safetensors (no code; shapes and offsets checked against the file's size by the library) of numbered arrays, with a
+JSON document in its metadata referring to each once, so a small file cannot fan out into much memory. 0.2's zips of
+`.npy` load too (their shapes checked against their bytes here, as numpy does not), and 0.1's pickles."""
 
 from __future__ import annotations
 
@@ -47,24 +45,20 @@ SCHEMA: dict[str, tuple[type, ...]] = {  # the top level: each key and the types
 
 
 def capture(trainer: Trainer, run_dir: Path, log_dir: Path, record: tuple[str, int]) -> dict[str, Any]:
-    """Everything `restore` needs; `record`: the VisualDL record's file name and length now, to which a resume
-    cuts it back (after a kill, it holds points logged since)."""
+    """`record`: the VisualDL record's file name and length, to which a resume cuts it back after a kill."""
     return {
-        "config": trainer.config.to_dict(),
+        "config": trainer.config.to_dict(), "agent": trainer.agent.state_dict(), "memory": trainer.memory.state_dict(),
         "state_dim": trainer.env.observation_space.shape[0], "action_dim": trainer.env.action_space.shape[0],
-        "agent": trainer.agent.state_dict(), "memory": trainer.memory.state_dict(),
         "rng": {"noise": trainer.noise_rng.bit_generator.state, "memory": trainer.memory.rng.bit_generator.state},
         "episode": trainer.episode, "steps": trainer.steps, "epsilon": trainer.epsilon,
         "wall_seconds": trainer.wall_seconds, "last_eval": trainer.last_eval, "last_eval_std": trainer.last_eval_std,
         "evals": trainer.evals, "eval_seconds": trainer.eval_seconds,
         "loss_sums": trainer.loss_sums,  # so that a resumed run logs the same loss means as an uninterrupted one
         "log_dir_from_run_dir": os.path.relpath(os.path.realpath(log_dir), os.path.realpath(run_dir)),
-        "record": {"file": record[0], "bytes": record[1]},
-    }
+        "record": {"file": record[0], "bytes": record[1]}}
 
 
 def restore(trainer: Trainer, saved: dict[str, Any]) -> None:
-    """Continue from a `load_checkpoint` result; whatever in it does not fit this run is one UsageError."""
     path = saved["path"]
     sizes = (trainer.env.observation_space.shape[0], trainer.env.action_space.shape[0])
     if sizes != (saved["state_dim"], saved["action_dim"]):
@@ -88,9 +82,8 @@ def restore(trainer: Trainer, saved: dict[str, Any]) -> None:
 
 
 def log_dir_of(run_dir: Path, saved: dict[str, Any]) -> Path:
-    """Where the resumed run logs: its name's log directory, reached from the run directory as when the run
-    began (`../../logs/<name>` by default). The file says how, so only that shape is accepted: relative,
-    climbing and then only descending, ending in a directory named after the run."""
+    """The resumed run's log directory, reached from the run directory as when it began (`../../logs/<name>`): only
+    that shape is accepted from the file, relative, climbing then descending, ending in the run's name."""
     relation = saved["log_dir_from_run_dir"]
     parts = Path(relation).parts
     climb = next((i for i, part in enumerate(parts) if part != ".."), len(parts))
@@ -103,7 +96,7 @@ def log_dir_of(run_dir: Path, saved: dict[str, Any]) -> Path:
 
 
 def record_of(saved: dict[str, Any]) -> tuple[str, int] | None:
-    """The VisualDL record's file name and length at the checkpoint (None from version 0.2, which kept none)."""
+    """The VisualDL record's file name and length at the checkpoint (None from 0.2, which kept none)."""
     record = saved.get("record")
     if record is not None and not (isinstance(record, dict) and isinstance(record.get("file"), str)
                                    and _RECORD_NAME.match(record["file"])
@@ -113,7 +106,6 @@ def record_of(saved: dict[str, Any]) -> tuple[str, int] | None:
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write `state` (nested dicts and lists of numbers, strings, None and numpy arrays) atomically."""
     arrays: dict[str, np.ndarray] = {}
 
     def encode(value: Any) -> Any:
@@ -126,8 +118,7 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
             return [encode(v) for v in value]
         return value.item() if isinstance(value, np.generic) else value
 
-    document = json.dumps({"format": FORMAT, **encode(state)}, allow_nan=True)
-    data = safetensors_bytes(arrays, metadata={DOCUMENT_KEY: document})
+    data = safetensors_bytes(arrays, metadata={DOCUMENT_KEY: json.dumps({"format": FORMAT, **encode(state)})})
     atomic_write(path, lambda f: f.write(data))
 
 
@@ -154,12 +145,11 @@ def resolve_checkpoint(path: str) -> Path:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a full checkpoint, turning every way a file can be wrong into one UsageError line."""
+    """Every way a file can be wrong is one UsageError line."""
     foreign = UsageError(f"{path} is not a paddle_ddpg checkpoint")
     try:
         with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            require_memory(size, f"checkpoint {path}")
+            require_memory(size := os.fstat(f.fileno()).st_size, f"checkpoint {path}")
             head = f.read(9)
             f.seek(0)
             if head[:2] == b"PK":
@@ -177,7 +167,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise UsageError(f"cannot read checkpoint {path}: {exc.strerror}") from None
     except MemoryError:
         raise UsageError(f"checkpoint {path} declares more data than this machine can hold") from None
-    # The libraries' ways of finding a file damaged; RuntimeError: a document nested deeper than Python's stack.
+    # The libraries' ways of finding a file damaged; RuntimeError: a document nested past Python's stack.
     except (SafetensorError, zipfile.BadZipFile, struct.error, EOFError, KeyError, TypeError, ValueError,
             RuntimeError):
         raise UsageError(f"checkpoint {path} is corrupt or truncated; not a paddle_ddpg checkpoint") from None
@@ -195,7 +185,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def _read_zip(f: IO[bytes], path: Path, size: int) -> Any:
-    """A 0.2 checkpoint of `size` bytes: stored members only, so that no member is larger than the file."""
+    """A 0.2 checkpoint: stored members only, so that none is larger than the file."""
     archive = zipfile.ZipFile(f)
     members = {info.filename: info for info in archive.infolist()}
     if "checkpoint.json" not in members or any(info.compress_type != zipfile.ZIP_STORED or info.file_size > size
@@ -207,10 +197,7 @@ def _read_zip(f: IO[bytes], path: Path, size: int) -> Any:
         if name not in members:
             return None
         with archive.open(name) as member:
-            version = np.lib.format.read_magic(member)
-            if version not in _NPY_HEADER:
-                raise ValueError(f"npy version {version}")
-            shape, fortran, dtype = _NPY_HEADER[version](member)
+            shape, fortran, dtype = _NPY_HEADER[np.lib.format.read_magic(member)](member)  # KeyError: another version
             _numbers(dtype, index, path)  # before anything is read
             nbytes = math.prod(shape) * dtype.itemsize
             if nbytes != members[name].file_size - member.tell():
@@ -228,8 +215,7 @@ def _numbers(dtype: np.dtype, name: Any, path: Path) -> None:
 
 
 def _decode(document: Any, array: Callable[[Any], np.ndarray | None], path: Path) -> Any:
-    """`document` with each array reference replaced by the array, read once: a second reference is refused,
-    since our files never make one and a doctored file would multiply its memory by it."""
+    """Each array reference replaced by its array; a second reference is refused (ours never make one)."""
     taken: set[Any] = set()
 
     def walk(value: Any) -> Any:

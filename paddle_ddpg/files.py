@@ -1,11 +1,9 @@
-"""Writing a run's files so that no crash, kill, full disk or second process costs a user their work.
-
-The run lock is `fcntl.flock` itself rather than the filelock package: filelock truncates the lock file as it
-tries it, erasing the holder's line that the refusal ("in use by process N (command)") shows.
-"""
+"""Writing files so that no crash, kill, full disk or second process costs a user their work. The run lock is
+`fcntl.flock` itself: the filelock package truncates the lock file as it tries it, erasing the holder's line."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -32,7 +30,7 @@ class SaveError(Exception):
 
 
 def temporary(path: Path, directory: bool = False) -> Path:
-    """A new temporary file (or directory) beside `path`, named so that `remove_stale_temporaries` knows it."""
+    """A new file (or directory) beside `path`, named so that `remove_stale_temporaries` knows it."""
     names = {"dir": path.parent, "prefix": f".{path.name}.", "suffix": ".tmp"}
     if directory:
         return Path(tempfile.mkdtemp(**names))
@@ -42,13 +40,12 @@ def temporary(path: Path, directory: bool = False) -> Path:
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
-    """Write through `write(file)` beside `path`, fsync, rename over `path`, fsync the directory: a crash at any
-    point leaves the old file or the new one, never half of one. A symlink at `path` is replaced, not followed."""
+    """Write beside `path`, then rename over it: a crash leaves the old file or the new one, never half of one; a
+    symlink at `path` is replaced, not followed."""
     tmp = None
     try:
         tmp = temporary(path)
-        umask = os.umask(0)
-        os.umask(umask)
+        os.umask(umask := os.umask(0))
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes files private; a checkpoint is an ordinary file
         with open(tmp, "wb") as f:
             write(f)
@@ -66,7 +63,7 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
 
 
 def fsync_directory(directory: Path) -> None:
-    """Make a rename in `directory` survive a power cut (POSIX; a no-op where directories cannot be opened)."""
+    """Make a rename in `directory` survive a power cut (a no-op where directories cannot be opened or synced)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:
@@ -74,15 +71,14 @@ def fsync_directory(directory: Path) -> None:
     try:
         os.fsync(fd)
     except OSError as exc:
-        if exc.errno not in (errno.EINVAL, errno.EBADF):  # file systems that cannot sync a directory
+        if exc.errno not in (errno.EINVAL, errno.EBADF):
             raise
     finally:
         os.close(fd)
 
 
 def remove_stale_temporaries(directory: Path) -> None:
-    """Delete what interrupted saves left in `directory`: called only by the process that holds the directory's
-    run (or writes its export), so no save of another process is in flight there."""
+    """Delete what interrupted saves left; only the directory's holder calls it, so no other save is in flight."""
     for p in directory.iterdir() if directory.is_dir() else ():
         if _TEMP.match(p.name) and not p.is_symlink():
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
@@ -95,8 +91,8 @@ def disk_error(exc: OSError, doing: str) -> Exception:
 
 
 class RunLock:
-    """An exclusive lock on a run directory for the run's life: a second process that would write the same run
-    is refused in one line naming the first. The system releases it on any exit, so a dead holder's is taken."""
+    """A run directory's lock for the run's life, released by the system on any exit; a second writer is refused in
+    one line naming the holder."""
 
     def __init__(self, run_dir: Path) -> None:
         self.path = run_dir / LOCK_NAME
@@ -117,11 +113,9 @@ class RunLock:
                 os.close(fd)
                 raise UsageError(f"run {self.path.parent} is in use by {holder}; wait for it to finish or stop "
                                  "it first") from None
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
                     break
-            except FileNotFoundError:
-                pass
             os.close(fd)  # the holder removed this file as it finished: lock the new one
         self._fd = fd
         try:
@@ -132,7 +126,7 @@ class RunLock:
             raise disk_error(exc, f"cannot lock run {self.path.parent}") from None
 
     def release(self) -> None:
-        """Remove the lock file, then let go: a process that opened it meanwhile sees it gone and retries."""
+        """Remove the file, then let go: a process that opened it meanwhile sees it gone and retries."""
         if self._fd is not None:
             self.path.unlink(missing_ok=True)
             os.close(self._fd)

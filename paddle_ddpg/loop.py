@@ -1,6 +1,5 @@
-"""The tutorial's training loop (section 四): act with epsilon-scaled noise, store, learn from a random batch once
-the memory holds more than `learning_starts` transitions, print the progress line, evaluate without noise now and
-then. What a program writes around it comes in through `Hooks`, so the loop runs and is tested without files."""
+"""The tutorial's training loop (section 四). What a program writes around it comes in through `Hooks`, so the
+loop runs and is tested without files."""
 
 from __future__ import annotations
 
@@ -39,7 +38,6 @@ class EnvironmentFault(Exception):
 @dataclass
 class StopRequest:
     """Set by SIGINT/SIGTERM: the first asks to stop after the episode, a second Ctrl-C after the step."""
-
     after_episode: bool = False
     now: bool = False
     signal_name: str = ""
@@ -65,9 +63,8 @@ class StopRequest:
 
 
 class Hooks:
-    """What happens around the loop; these do nothing, so a bare `Trainer` only learns. `scalar`: a point of the
-    run's curves; `episode_done`: after `trainer.episode` was counted up; `evaluated`: after `trainer.evals` gained
-    an entry, `best` if its mean beats every earlier one."""
+    """What happens around the loop; these do nothing, so a bare `Trainer` only learns. `episode_done` comes after
+    `trainer.episode` was counted up; `evaluated` after `trainer.evals` grew, `best` if it beats every earlier one."""
 
     def scalar(self, tag: str, value: float, step: int) -> None: ...
     def episode_done(self, trainer: Trainer) -> None: ...
@@ -157,7 +154,7 @@ class Trainer:
                 return None
 
     def _check_finite(self, observation: np.ndarray, reward: float, when: str) -> None:
-        """Name the env at its first NaN or inf, before the replay memory, which would blame the networks."""
+        """Name the env at its first NaN or inf: stored, it would be blamed on the networks."""
         if not (np.isfinite(observation).all() and math.isfinite(reward)):
             raise EnvironmentFault(f"{self.config.env} returned a non-finite value at {when} (episode "
                                    f"{self.episode}): observation {np.asarray(observation).tolist()}, reward {reward}")
@@ -166,16 +163,15 @@ class Trainer:
         return 0 < self.config.total_steps <= self.steps
 
     def _flush_losses(self) -> None:
-        """Check the buffered losses with one device sync and log each tag's mean over `loss_log_interval`."""
         entries, self._losses = self._losses, []
         for tag, mean, step in loss_means(entries, self.loss_sums, self.config.loss_log_interval):
             self.hooks.scalar(tag, mean, step)
 
     def _evaluate(self, stop: StopRequest, completed: int) -> None:
-        """Noise-free evaluation after `completed` episodes, acting as `python -m paddle_ddpg.evaluate` does."""
         started = time.perf_counter()
-        returns = evaluate(lambda observation: noise_free(self.agent.actor, observation), self.eval_env,
-                           self.config.eval_episodes, self.config.seed, should_stop=lambda: stop.now)
+        with paddle.no_grad():  # mu(s) through the Actor as `evaluate` acts: the fast `act` may differ in the last bits
+            returns = evaluate(lambda s: self.agent.actor(paddle.to_tensor(np.asarray(s, np.float32)[None]))[0].numpy(),
+                               self.eval_env, self.config.eval_episodes, self.config.seed, should_stop=lambda: stop.now)
         self.eval_seconds += time.perf_counter() - started
         if len(returns) < self.config.eval_episodes:
             return
@@ -193,8 +189,7 @@ class Trainer:
 
 
 def build(config: Config) -> tuple[gym.Env, gym.Env, np.random.Generator, Memory, DDPG]:
-    """A run's environments, noise generator, replay memory and agent, seeded: every later draw comes from the
-    noise and memory generators, whose states a checkpoint keeps."""
+    """Seeded: every later draw comes from the noise and memory generators, whose states a checkpoint keeps."""
     env, eval_env = make_env(config.env, config.max_episode_steps), make_env(config.env, config.max_episode_steps)
     state_dim, action_dim = env.observation_space.shape[0], env.action_space.shape[0]
     paddle.seed(config.seed)
@@ -206,24 +201,16 @@ def build(config: Config) -> tuple[gym.Env, gym.Env, np.random.Generator, Memory
     return env, eval_env, noise_rng, memory, agent
 
 
-def noise_free(actor: paddle.nn.Layer, observation: np.ndarray) -> np.ndarray:
-    """mu(s) through the Actor layer, as `python -m paddle_ddpg.evaluate` acts: the fast engine's `act` may
-    differ in the last bits, and a run's evaluations should give the returns that program gives."""
-    with paddle.no_grad():
-        return actor(paddle.to_tensor(np.asarray(observation, np.float32)[None]))[0].numpy()
-
-
 def loss_means(entries: list[tuple[int, str, paddle.Tensor]], sums: dict[str, tuple[float, int]],
                interval: int) -> Iterator[tuple[str, float, int]]:
-    """(tag, mean since its last one, learn step) at each learn step that is a multiple of `interval`; `sums`
-    carries what is not yet averaged. Reading the losses is one device sync; a non-finite one stops the run."""
+    """(tag, mean since its last one, step) at each multiple of `interval`, `sums` carrying the rest; one device
+    sync for them all."""
     values = paddle.stack([loss for _, _, loss in entries]).numpy() if entries else np.zeros(0)
     if (bad := np.flatnonzero(~np.isfinite(values))).size:
         step, tag, _ = entries[bad[0]]
         raise TrainingDiverged(f"non-finite {tag} ({values[bad[0]]}) at learn step {step}")
     for (step, tag, _), value in zip(entries, values):
         total, count = sums.get(tag, (0.0, 0))
-        total, count = total + float(value), count + 1
-        sums[tag] = (0.0, 0) if step % interval == 0 else (total, count)
+        sums[tag] = (0.0, 0) if step % interval == 0 else (total + float(value), count + 1)
         if step % interval == 0:
-            yield tag, total / count, step
+            yield tag, (total + float(value)) / (count + 1), step

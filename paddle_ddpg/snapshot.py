@@ -1,10 +1,7 @@
-"""The tutorial-style snapshots (`ddpg-actor<episode>.pdparams`), and reading pickles without running code.
+"""The tutorial's snapshots (`ddpg-actor<episode>.pdparams`, what `paddle.save` writes), read without running code.
 
-Snapshots stay what `paddle.save` writes, for the tutorial's `paddle.load`. Pickle runs whatever code a file names
-and no library reads it safely, hence this hand-written allow-list: snapshots, the tutorial's `.para` and 0.1's
-checkpoints are built only from dicts, lists, numbers, strings and numpy arrays of numbers. numpy's array
-constructors would allocate a declared shape before (or without) its bytes, so checked ones replace them.
-"""
+No library reads a pickle safely, hence this hand-written allow-list of dicts, lists, numbers, strings and arrays of
+numbers; numpy's array constructors, which allocate a declared shape before its bytes, are replaced by checked ones."""
 
 from __future__ import annotations
 
@@ -24,14 +21,13 @@ NUMBER_KINDS = "biuf"  # bool, signed and unsigned integers, floats: never objec
 
 
 def save_state_dict(path: Path, state: dict[str, Any]) -> None:
-    """A `.pdparams` file in `paddle.save`'s format, written atomically."""
     buffer = io.BytesIO()
     paddle.save(state, buffer)
     atomic_write(path, lambda f: f.write(buffer.getvalue()))
 
 
 def load_state_dict(path: Path) -> dict[str, np.ndarray]:
-    """A `.pdparams` state dict (ours, or the tutorial's `.para`), as numpy arrays by name."""
+    """Ours, or the tutorial's `.para`."""
     try:
         with open(path, "rb") as f:
             state = unpickle(f, path)
@@ -49,7 +45,6 @@ def load_state_dict(path: Path) -> dict[str, np.ndarray]:
 
 
 def unpickle(f: Any, path: Path) -> Any:
-    """What the pickle in `f` holds, built through the allow-list; every way it can be wrong is one UsageError."""
     try:
         return _filled(_AllowListUnpickler(f).load(), {})
     except _Refused as exc:
@@ -83,7 +78,6 @@ class _PendingArray:
 
 
 def _from_bytes(data: Any, dtype: Any, shape: Any, order: str) -> np.ndarray:
-    """A copy of `data` as an array of `shape`, refused unless `data` holds exactly the bytes the shape declares."""
     if not isinstance(dtype, np.dtype):
         raise _Refused(f"holds an array of {type(dtype).__name__}; only numbers are accepted")
     if dtype.kind not in NUMBER_KINDS:
@@ -94,9 +88,8 @@ def _from_bytes(data: Any, dtype: Any, shape: Any, order: str) -> np.ndarray:
     view = memoryview(data).cast("B") if isinstance(data, (bytes, bytearray, pickle.PickleBuffer)) else None
     declared = math.prod(shape) * dtype.itemsize
     if view is None or view.nbytes != declared:
-        held = "no" if view is None else view.nbytes
-        raise _Refused(f"declares an array of shape {shape} of {dtype} ({declared} bytes), which its {held} bytes "
-                       "do not hold; not loaded")
+        raise _Refused(f"declares an array of shape {shape} of {dtype} ({declared} bytes), which its "
+                       f"{'no' if view is None else view.nbytes} bytes do not hold; not loaded")
     return np.frombuffer(view, dtype=dtype).reshape(shape, order=order).copy()
 
 
@@ -107,7 +100,7 @@ def _reconstruct(subtype: Any, shape: Any, dtype: Any) -> _PendingArray:
 
 
 def _latin1(text: Any, encoding: Any) -> bytes:
-    """`_codecs.encode` as protocol 2 uses it: an array's bytes, written as latin-1 text."""
+    """`_codecs.encode` as protocol 2 writes an array's bytes."""
     if not isinstance(text, str) or encoding != "latin1":
         raise _Refused("encodes text in a way a saved state never does")
     return text.encode("latin1")
@@ -118,17 +111,15 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("numpy", "ndarray"): _NdarrayType, ("numpy", "dtype"): np.dtype, ("collections", "OrderedDict"): dict,
     ("builtins", "tuple"): tuple,  # Paddle 2.x pickled each tensor as tuple((name, array))
     ("_codecs", "encode"): _latin1,
-    **{(f"{core}.multiarray", "_reconstruct"): _reconstruct for core in ("numpy.core", "numpy._core")},
-    **{(f"{core}.multiarray", "scalar"): lambda dtype, data: _from_bytes(data, dtype, (), "C")[()]
-       for core in ("numpy.core", "numpy._core")},
-    **{(f"{core}.numeric", "_frombuffer"):  # protocol 5: the bytes come first, then the shape they must fill
-       lambda buffer, dtype, shape, order: _from_bytes(buffer, dtype, shape, "F" if order == "F" else "C")
-       for core in ("numpy.core", "numpy._core")},
-}
+    **{key: value for core in ("numpy.core", "numpy._core") for key, value in (
+        ((f"{core}.multiarray", "_reconstruct"), _reconstruct),
+        ((f"{core}.multiarray", "scalar"), lambda dtype, data: _from_bytes(data, dtype, (), "C")[()]),
+        ((f"{core}.numeric", "_frombuffer"),  # protocol 5: the bytes come first, then the shape they must fill
+         lambda buffer, dtype, shape, order: _from_bytes(buffer, dtype, shape, "F" if order == "F" else "C")))}}
 
 
 class _AllowListUnpickler(pickle.Unpickler):
-    """Builds only what `paddle.save` writes for a state dict; any other global (how a pickle runs code) is refused."""
+    """Any global but the allowed ones (how a pickle runs code) is refused."""
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _ALLOWED:
@@ -138,8 +129,8 @@ class _AllowListUnpickler(pickle.Unpickler):
 
 
 def _filled(value: Any, done: dict[int, Any]) -> Any:
-    """`value` with every pending array replaced by the array its BUILD gave; one that never got its bytes is
-    refused. A container the pickle shares is rebuilt once (`done`), as pickle built it once."""
+    """Pending arrays replaced by what BUILD gave them, refused if never given bytes; a shared container is rebuilt
+    once (`done`)."""
     if id(value) in done:
         return done[id(value)]
     if isinstance(value, _PendingArray):

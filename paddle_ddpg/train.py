@@ -1,6 +1,6 @@
 """The tutorial's training loop (section 四) as a program: `python -m paddle_ddpg.train`.
 
-The loop is `loop.Trainer`; here a run gets its directories, lock, checkpoint to resume from and `RunFiles`."""
+The loop is `loop.Trainer`; here a run gets its settings, checkpoint to resume from, directories and lock."""
 
 from __future__ import annotations
 
@@ -35,12 +35,11 @@ PLACE = ("run_name", "logdir", "model_dir")  # where a run lives: a resumed run 
 def train(config: Config, preset: str = "tutorial", resume: dict[str, Any] | None = None, overwrite: bool = False,
           stop: StopRequest | None = None, on_eval: Callable[[dict[str, float]], None] | None = None,
           progress: bool = True) -> dict[str, Any]:
-    """Train a run, or continue the one in `resume` (a `load_checkpoint` result, whose ARCHITECTURE and PLACE stay),
-    and return its summary. `on_eval` gets each evaluation's entry of `evals` as it happens (a sweep reports them to
-    its scheduler); `progress` shows a bar on stderr when stderr is a terminal."""
+    """Train a run, or continue `resume` (a `load_checkpoint` result), and return its summary. `on_eval` gets each
+    evaluation as it happens, for a sweep's scheduler."""
     config.validate()
-    for name in ARCHITECTURE + PLACE:
-        if resume is not None and config.to_dict()[name] != resume["config"][name]:
+    for name in ARCHITECTURE + PLACE if resume is not None else ():
+        if config.to_dict()[name] != resume["config"][name]:
             raise UsageError(f"cannot change {name} when resuming (the run has {resume['config'][name]!r})")
     if not config.run_name:
         label = preset if preset != config.env else config.algo  # env presets are named after their env
@@ -57,11 +56,10 @@ def train(config: Config, preset: str = "tutorial", resume: dict[str, Any] | Non
             engine = "plain"
         if resume is not None:
             restore(trainer, resume)
-        cut_back = record_of(resume) if resume is not None else None
         lock, log_dir = claim(run_dir, log_dir, resume is not None, overwrite)
         try:
             atomic_write(run_dir / "config.json", lambda f: f.write(json.dumps(config.to_dict(), indent=2).encode()))
-            trainer.hooks = files = RunFiles(trainer, run_dir, log_dir, progress, cut_back, on_eval)
+            trainer.hooks = files = RunFiles(trainer, run_dir, log_dir, progress, resume and record_of(resume), on_eval)
             return {**files.run(trainer, stop or StopRequest()), "engine": engine}
         finally:
             lock.release()
@@ -85,13 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    stop = StopRequest()
+    args, stop = parser.parse_args(argv), StopRequest()
     try:
-        if args.resume and args.preset:
-            raise UsageError("--preset cannot be used with --resume: a resumed run starts from its own settings")
-        if args.resume and args.overwrite:
-            raise UsageError("--overwrite cannot be used with --resume: a resumed run continues its own files")
+        for flag, why in (("preset", "starts from its own settings"), ("overwrite", "continues its own files")):
+            if args.resume and getattr(args, flag):
+                raise UsageError(f"--{flag} cannot be used with --resume: a resumed run {why}")
         saved = load_checkpoint(resolve_checkpoint(args.resume)) if args.resume else None
         # A resumed run: the checkpoint's settings, then the --config file and flags given with --resume.
         config = resolve_config(args, base=Config().updated(saved["config"], source="checkpoint") if saved else None)

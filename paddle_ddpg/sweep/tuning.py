@@ -25,7 +25,7 @@ from ray.tune.search.optuna import OptunaSearch
 from paddle_ddpg.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from paddle_ddpg.config import Config, UsageError, error_summary
 from paddle_ddpg.device import usable_cpus
-from paddle_ddpg.logs import RunLog
+from paddle_ddpg.runfiles import RunLog
 from paddle_ddpg.sweep.arguments import SPEC_FILE, Sweep, encode, short
 from paddle_ddpg.train import train
 
