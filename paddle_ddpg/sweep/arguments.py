@@ -90,8 +90,8 @@ def parse_items(items: list[str], option: str, base: Config) -> dict[str, Any]:
         values, flag, sizes = [], "--" + name.replace("_", "-"), isinstance(getattr(base, name), tuple)
         for word in words:
             try:
-                parsed = parser.parse_args([flag, *word.split("x")] if sizes else [f"{flag}={word}"])
-                values.append(getattr(parsed, name))
+                values.append(getattr(parser.parse_args([flag, *word.split("x")] if sizes else [f"{flag}={word}"]),
+                                      name))
                 base.updated({name: values[-1]}, source=option).validate()
             except UsageError as exc:
                 raise UsageError(f"{option} {name}={word}: {exc}") from None
@@ -106,21 +106,21 @@ def parse_items(items: list[str], option: str, base: Config) -> dict[str, Any]:
 def plan(args: argparse.Namespace, resumed: Path | None = None) -> tuple[Sweep, Path]:
     """The sweep from parsed arguments (a new command line, or a record for --resume), every value checked."""
     name, cpus = args.name or f"sweep_{time.strftime('%Y%m%d-%H%M%S')}", usable_cpus()
-    least = {k: (getattr(args, k), n) for k, n in (("trials", 1), ("grace_period", 1), ("cpus_per_trial", 1),
-                                                   ("max_concurrent", 0))}
-    checks = [
-        (hasattr(args, "run_name"), "--run-name: the sweep names each trial's run <logdir>/<sweep>/<trial>"),
-        (args.search and args.grid, "--grid and --search are alternatives: a grid runs every combination, a search "
-                                    "samples"),
-        (len({bool(args.search), bool(args.space), args.trials is not None}) > 1,
-         "a search needs all three: --search optuna, --trials N and --space"),
-        *[(v is not None and v < n, f"--{k.replace('_', '-')} must be >= {n}, got {v}") for k, (v, n) in least.items()],
-        (args.reduction_factor <= 1, f"--reduction-factor must be > 1, got {args.reduction_factor}"),
-        (not args.address and args.cpus_per_trial > cpus,
-         f"--cpus-per-trial {args.cpus_per_trial}: this machine has {cpus} CPUs for the sweep's Ray"),
-        ("/" in name or name in (".", "..") or "\0" in name, f"--name must be a plain directory name, got {name!r}"),
-        (args.seeds and len(set(args.seeds)) < len(args.seeds), "--seeds: a seed is repeated")]
-    for condition, message in checks:
+    least = {"trials": 1, "grace_period": 1, "cpus_per_trial": 1, "max_concurrent": 0}
+    for condition, message in [
+            (hasattr(args, "run_name"), "--run-name: the sweep names each trial's run <logdir>/<sweep>/<trial>"),
+            (args.search and args.grid, "--grid and --search are alternatives: a grid runs every combination, a "
+                                        "search samples"),
+            (len({bool(args.search), bool(args.space), args.trials is not None}) > 1,
+             "a search needs all three: --search optuna, --trials N and --space"),
+            *[((v := getattr(args, k)) is not None and v < n, f"--{k.replace('_', '-')} must be >= {n}, got {v}")
+              for k, n in least.items()],
+            (args.reduction_factor <= 1, f"--reduction-factor must be > 1, got {args.reduction_factor}"),
+            (not args.address and args.cpus_per_trial > cpus,
+             f"--cpus-per-trial {args.cpus_per_trial}: this machine has {cpus} CPUs for the sweep's Ray"),
+            ("/" in name or name in (".", "..") or "\0" in name,
+             f"--name must be a plain directory name, got {name!r}"),
+            (args.seeds and len(set(args.seeds)) < len(args.seeds), "--seeds: a seed is repeated")]:
         fail(condition, message)
     base = resolve_config(args)
     base = dataclasses.replace(base, threads=base.threads or args.cpus_per_trial,  # the CPUs Ray gives a trial
@@ -145,25 +145,20 @@ def plan(args: argparse.Namespace, resumed: Path | None = None) -> tuple[Sweep, 
     for d in [] if resumed else [storage / name, *map(Path, places.values())]:
         fail(d.exists() and (not d.is_dir() or any(d.iterdir())), f"sweep {name!r} already exists in {d}; continue it "
              f"with --resume {storage / name}, or pick another --name")
-    argv = ["--preset", preset, *[a for k, v in record.items() for a in as_flag(k, v)]]
+    flag = {k: "--" + k.replace("_", "-") for k in record}  # as the parser reads them back (no option is a bool)
+    argv = ["--preset", preset, *[a for k, v in record.items() for a in (
+        [flag[k], *map(str, v)] if isinstance(v, list) else [] if v is None else [f"{flag[k]}={v}"])]]
     return Sweep(name, preset, {**base.to_dict(), **places}, seeds, grid, space, args.trials or 0, args.scheduler or "",
                  args.grace_period, args.reduction_factor, args.cpus_per_trial, args.max_concurrent, argv), (
         resumed or storage / name)
-
-
-def as_flag(name: str, value: Any) -> list[str]:
-    """The arguments that give `name` its `value`, as the parser reads them back."""
-    option = "--" + name.replace("_", "-")  # (no field or option is a bool)
-    return [option, *map(str, value)] if isinstance(value, list) else [] if value is None else [f"{option}={value}"]
 
 
 def prepare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[Sweep, Path, list[dict[str, Any]]]:
     """The sweep, its directory and the trials that ended in an earlier run, every value checked; nothing written."""
     if args.resume:
         given = [d for d, v in vars(args).items() if d not in ("resume", "address") and v != parser.get_default(d)]
-        if given:
-            raise UsageError(f"--{given[0].replace('_', '-')} cannot be used with --resume: a resumed sweep runs with "
-                             "its own settings")
+        fail(given, given and f"--{given[0].replace('_', '-')} cannot be used with --resume: a resumed sweep runs "
+             "with its own settings")
         fail(not (path := Path(args.resume).resolve() / SPEC_FILE).exists(),
              f"{path.parent} is not a sweep directory (it has no {SPEC_FILE})")
         saved = read_json(path)

@@ -36,8 +36,8 @@ def write_results(sweep: Sweep, sweep_dir: Path, rows: list[dict[str, Any]], int
                   everything: bool = True) -> tuple[dict[str, Any], str]:
     """results.json (with `everything`, results.csv and curves.png too); returns the outcome and the tables."""
     frame = pd.DataFrame(rows, columns=[*ROW, *sweep.varied]).astype({"final_eval": float, "best_eval": float})
-    done = frame.final_eval.where(frame.status == "DONE")
-    groups = frame.assign(done=done).groupby(sweep.varied or (lambda _: 0), sort=False).agg(  # per configuration
+    groups = frame.assign(done=frame.final_eval.where(frame.status == "DONE")).groupby(  # per configuration
+        sweep.varied or (lambda _: 0), sort=False).agg(
         rows=("seed", lambda s: s.index.tolist()), seeds=("seed", lambda s: s.tolist()), done=("done", "count"),
         mean=("done", "mean"), std=("done", "std"), sem=("done", "sem"))
     groups["low"], groups["high"] = interval(groups.done, groups["mean"], groups["sem"])
@@ -51,8 +51,8 @@ def write_results(sweep: Sweep, sweep_dir: Path, rows: list[dict[str, Any]], int
     if not (sweep_dir / SPEC_FILE).exists():  # the arguments that rebuild the sweep: what --resume reads first
         sweep_dir.mkdir(parents=True, exist_ok=True)
         write_json(sweep_dir / SPEC_FILE, {"argv": sweep.argv})
-    command = shlex.join(["python", "-m", "paddle_ddpg.sweep", *sweep.argv])
-    write_json(sweep_dir / RESULTS_FILE, {**outcome, "interrupted": interrupted, "command": command,
+    write_json(sweep_dir / RESULTS_FILE, {**outcome, "interrupted": interrupted,
+                                           "command": shlex.join(["python", "-m", "paddle_ddpg.sweep", *sweep.argv]),
                                            "preset": sweep.preset, "seeds": sweep.seeds, "grid": sweep.grid,
                                            "space": sweep.space, "scheduler": sweep.scheduler or None,
                                            "base_config": sweep.base, "configurations": configs, "trial_results": rows})
@@ -61,16 +61,15 @@ def write_results(sweep: Sweep, sweep_dir: Path, rows: list[dict[str, Any]], int
                      "node_id", "error"]].to_csv(index=False)
         atomic_write(sweep_dir / "results.csv", lambda f: f.write(csv.encode()))
         plot(sweep, [frame.evals[i] for i in groups.rows], configs, sweep_dir / "curves.png")
-    trials = frame.assign(trial=frame.number.map("{:03d}".format), **{k: frame[k].map(short) for k in sweep.varied})
-    trials = trials[["trial", *sweep.varied, "seed", "final_eval", "best_eval", "steps", "wall_seconds", "status"]]
+    trials = frame.assign(trial=frame.number.map("{:03d}".format), **{k: frame[k].map(short) for k in sweep.varied})[
+        ["trial", *sweep.varied, "seed", "final_eval", "best_eval", "steps", "wall_seconds", "status"]].rename(
+        columns={"final_eval": "final eval", "best_eval": "best eval", "wall_seconds": "wall s"})
     table = pd.DataFrame([{**{k: short(v) for k, v in c["config"].items()}, "seeds done": f"{c['done']}/"
                            f"{len(c['seeds'])}", **{k: "-" if c[k] is None else f"{c[k]:.1f}" for k in ("mean", "std")},
                            f"{CONFIDENCE:.0%} t-interval": "[{:.1f}, {:.1f}]".format(*c["ci95"]) if c["ci95"] else "-"}
                           for c in configs])
-    errors = [f"{r['number']:03d}: {r['error']}" for r in rows if r["error"]]
-    return outcome, "\n".join([trials.rename(columns={"final_eval": "final eval", "best_eval": "best eval",
-                                                      "wall_seconds": "wall s"}).to_string(
-        index=False, na_rep="-", float_format="{:.1f}".format), *errors, "", table.to_string(index=False)])
+    return outcome, "\n".join([trials.to_string(index=False, na_rep="-", float_format="{:.1f}".format), *[
+        f"{r['number']:03d}: {r['error']}" for r in rows if r["error"]], "", table.to_string(index=False)])
 
 
 def plot(sweep: Sweep, evals: list[pd.Series], configs: list[dict[str, Any]], path: Path) -> None:

@@ -117,12 +117,10 @@ class Progress(tune.Callback):
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         last = trial.last_result
-        if last.get("finished"):
-            self.ended(trial, "DONE", f"final eval {last[METRIC]:.1f} after {last['steps']} steps, "
-                                      f"{last['wall_seconds']:.0f} s")
-        else:
-            self.ended(trial, "STOPPED", f"stopped by the scheduler at {last.get('steps', 0)} steps "
-                                         f"(eval {last.get(METRIC, math.nan):.1f})")
+        self.ended(trial, *("DONE", f"final eval {last[METRIC]:.1f} after {last['steps']} steps, "
+                                    f"{last['wall_seconds']:.0f} s") if last.get("finished") else (
+            "STOPPED", f"stopped by the scheduler at {last.get('steps', 0)} steps (eval "
+                       f"{last.get(METRIC, math.nan):.1f})"))
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         text = Path(trial.error_file).read_text() if trial.error_file else "unknown error"  # as Tune just wrote it
