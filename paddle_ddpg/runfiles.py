@@ -28,8 +28,6 @@ def run_paths(config: Config, resume: dict[str, Any] | None) -> tuple[Path, Path
         return Path(config.model_dir) / config.run_name, Path(config.logdir) / config.run_name
     run_dir = Path(os.path.realpath(Path(resume["path"]).parent))
     log_dir, record = log_dir_of(run_dir, resume), record_of(resume)
-    # The stored way there has the shape of the run's own; a directory it leads to that holds VisualDL records,
-    # none of them the one the checkpoint names, is another run's.
     if record is not None and any(log_dir.glob("vdlrecords.*.log")) and not (log_dir / record[0]).is_file():
         raise UsageError(f"checkpoint {resume['path']}: its log directory {log_dir} holds another run's VisualDL "
                          f"record, not {record[0]}; not resumed")
