@@ -4,7 +4,6 @@ without running anything from them. Precedence is preset < file < flags."""
 from __future__ import annotations
 
 import argparse
-import collections
 import collections.abc
 import dataclasses
 import json
@@ -12,33 +11,27 @@ import os
 import re
 import stat
 import typing
+from collections.abc import Callable
 from typing import Any
 
 import yaml
 
-from paddle_ddpg.config import ALGOS, ENGINES, NOISES, PRESETS, Config, UsageError, error_summary, field_types
+from paddle_ddpg.config import CHOICES, PRESETS, Config, UsageError, error_summary, field_types
 
 CONFIG_FILE_LIMIT = 1 << 20
-# No setting takes an integer this long (a seed is below 2**64: 20 digits, 16 in hex); Python refuses to convert
-# one of over 4,300 digits with an error that names its own interpreter setting.
+# No setting takes a longer integer (a seed is below 2**64); Python's own error past 4,300 digits names its setting.
 INT_DIGITS = 20
+YAML_SUFFIXES = (".yaml", ".yml")
 
 
 def load_config_file(path: str) -> dict[str, Any]:
-    """Read a file of Config fields: JSON (the file a run writes as config.json reads back unchanged) or YAML,
-    told apart by the extension (.json; .yaml or .yml), else by the content (JSON starts with "{" or "[").
-
-    Either may hold the settings themselves or, as rl-baselines3-zoo's hyperparameter files do, one section
-    of them under an env id, which then sets `env`. A key given twice is refused: the two formats would
-    silently keep the last value.
-    """
+    """Config fields from JSON (a run's config.json reads back unchanged) or YAML, by extension, else by content
+    (JSON starts with "{" or "["): the settings, or as in rl-baselines3-zoo's files one section under an env id,
+    which sets `env`. A key given twice is refused: both formats would silently keep the last value."""
     text = _read_settings_text(path)
     suffix = os.path.splitext(path)[1].lower()
     is_yaml = suffix in YAML_SUFFIXES or (suffix != ".json" and not text.lstrip().startswith(("{", "[")))
-    try:
-        values = _parse_yaml(text, path) if is_yaml else _parse_json(text, path)
-    except RecursionError:
-        raise UsageError(f"config file {path} nests too deeply to be a settings file") from None
+    values = _parse(text, path, is_yaml)
     if not isinstance(values, dict):
         raise UsageError(f"config file {path} must hold a {'mapping' if is_yaml else 'JSON object'} of settings")
     sections = [key for key, value in values.items() if isinstance(value, dict)]
@@ -51,13 +44,14 @@ def load_config_file(path: str) -> dict[str, Any]:
 
 
 def _read_settings_text(path: str) -> str:
-    """At most CONFIG_FILE_LIMIT bytes of a regular file, as UTF-8. A settings file is a few kilobytes; a FIFO
-    would block the open itself, and /dev/zero would be read until memory runs out, so the path's kind is
-    checked before it is opened, and again on what was opened (the path may have been replaced meanwhile)."""
+    """A regular file of at most CONFIG_FILE_LIMIT bytes, checked before opening (a FIFO blocks the open, /dev/zero
+    never ends) and on what was opened (the path may have been replaced meanwhile)."""
     try:
         before = os.stat(path)
         if not stat.S_ISREG(before.st_mode):
-            raise UsageError(f"config file {path} is {_kind(before.st_mode)}, not a regular file")
+            kind = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket"}
+            raise UsageError(f"config file {path} is {kind.get(stat.S_IFMT(before.st_mode), 'a device')}, not a "
+                             "regular file")
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
         with open(fd, "rb") as f:
             opened = os.fstat(fd)
@@ -75,29 +69,11 @@ def _read_settings_text(path: str) -> str:
         raise UsageError(f"config file {path} is not UTF-8 text") from None
 
 
-def _kind(mode: int) -> str:
-    return ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
-            else "a socket" if stat.S_ISSOCK(mode) else "a device")
-
-
-def _too_long(number: str) -> str | None:
-    digits = sum(c.isalnum() for c in number)
-    return f"an integer of {digits} digits; no setting takes more than {INT_DIGITS}" if digits > INT_DIGITS else None
-
-
-def _parse_json(text: str, path: str) -> Any:
-    try:
-        return json.loads(text, parse_int=_json_int, object_pairs_hook=_json_object)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"config file {path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
-    except UsageError as exc:  # from the hooks, which do not know the path
-        raise UsageError(f"config file {path}: {exc}") from None
-
-
-def _json_int(digits: str) -> int:
-    if problem := _too_long(digits):
-        raise UsageError(problem)
-    return int(digits)
+def _digits(number: str, error: Callable[[str], Exception] = UsageError) -> str:
+    """`number`, or `error` if no setting takes that many digits (argparse's own error would repeat them all)."""
+    if (digits := sum(c.isalnum() for c in number)) > INT_DIGITS:
+        raise error(f"an integer of {digits} digits; no setting takes more than {INT_DIGITS}")
+    return number
 
 
 def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -106,18 +82,10 @@ def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dict(pairs)
 
 
-YAML_SUFFIXES = (".yaml", ".yml")
-
-
 class _SettingsLoader(yaml.SafeLoader):
-    """PyYAML's safe loader (plain values only: a tag such as !!python/object, which the full loader would
-    call, stops the load), without aliases, with YAML 1.2's floats, refusing a repeated key and an integer
-    longer than INT_DIGITS.
-
-    An alias repeats a node by reference, so a few lines of nested aliases stand for billions of values that
-    any walk over them (an error message's repr) would expand. YAML 1.1 reads 1e-4 as a string (it wants
-    1.0e-4), which is why the zoo writes !!float 1e-4; people write 1e-4.
-    """
+    """PyYAML's safe loader (a tag such as !!python/object, which the full loader would call, stops the load),
+    refusing a repeated key and a long integer; no aliases, as nested ones stand for billions of values that any
+    walk (an error's repr) expands; YAML 1.2's floats, as 1.1 reads 1e-4 as a string."""
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
@@ -140,8 +108,7 @@ class _SettingsLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
     def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
-        if problem := _too_long(node.value):
-            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark)
+        _digits(node.value, lambda problem: yaml.constructor.ConstructorError(None, None, problem, node.start_mark))
         return super().construct_yaml_int(node)
 
 
@@ -151,9 +118,17 @@ _SettingsLoader.add_implicit_resolver("tag:yaml.org,2002:float",
                                       list("-+0123456789"))
 
 
-def _parse_yaml(text: str, path: str) -> Any:
+def _parse(text: str, path: str, is_yaml: bool) -> Any:
     try:
-        return yaml.load(text, Loader=_SettingsLoader)
+        if is_yaml:
+            return yaml.load(text, Loader=_SettingsLoader)
+        return json.loads(text, parse_int=lambda digits: int(_digits(digits)), object_pairs_hook=_json_object)
+    except RecursionError:
+        raise UsageError(f"config file {path} nests too deeply to be a settings file") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"config file {path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    except UsageError as exc:  # from the JSON hooks, which do not know the path
+        raise UsageError(f"config file {path}: {exc}") from None
     except yaml.constructor.ConstructorError as exc:
         tag = re.search(r"tag '([^']*)'", str(exc.problem))
         line = f" (line {exc.problem_mark.line + 1})" if exc.problem_mark else ""
@@ -177,39 +152,32 @@ class Parser(argparse.ArgumentParser):
 
 
 _METAVARS = {"env": "ID", "logdir": "DIR", "model_dir": "DIR", "run_name": "NAME"}
-_CHOICES = {"device": ("cpu", "gpu"), "noise": NOISES, "algo": ALGOS, "engine": ENGINES}
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per Config field, named after it with dashes; unset flags stay out of the namespace."""
-    types_ = field_types()
     group = parser.add_argument_group("settings (every Config field; shown defaults are the tutorial preset's)")
     for f in dataclasses.fields(Config):
-        kind = types_[f.name]
-        default = getattr(PRESETS["tutorial"], f.name)
+        kind, default = field_types()[f.name], getattr(PRESETS["tutorial"], f.name)
         shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
-        help_ = f.metadata["help"] + (f" (tutorial: {shown})" if shown != "" else "")
-        kwargs: dict[str, Any] = dict(dest=f.name, default=argparse.SUPPRESS, help=help_)
+        kwargs: dict[str, Any] = dict(dest=f.name, default=argparse.SUPPRESS,
+                                      help=f.metadata["help"] + (f" (tutorial: {shown})" if shown != "" else ""))
         if typing.get_origin(kind) is tuple:
             kwargs.update(type=_integer, nargs="+", metavar="N")
-        elif kind is bool:
-            kwargs.update(action=argparse.BooleanOptionalAction)
-        elif f.name in _CHOICES:
-            kwargs.update(type=kind, choices=_CHOICES[f.name])
+        elif f.name in CHOICES:
+            kwargs.update(type=kind, choices=CHOICES[f.name])
         else:
-            metavar = _METAVARS.get(f.name, {int: "N", float: "X"}.get(kind, "S"))
-            kwargs.update(type=_integer if kind is int else kind, metavar=metavar)
+            kwargs.update(type=_integer if kind is int else kind,
+                          metavar=_METAVARS.get(f.name, {int: "N", float: "X"}.get(kind, "S")))
         group.add_argument("--" + f.name.replace("_", "-"), **kwargs)
-    # Version 0.1's flags for the engine, kept as hidden aliases.
-    for flag, engine in (("--fused", "fast"), ("--no-fused", "plain")):
+    for flag, engine in (("--fused", "fast"), ("--no-fused", "plain")):  # version 0.1's flags, hidden aliases
         group.add_argument(flag, dest="engine", action="store_const", const=engine, default=argparse.SUPPRESS,
                            help=argparse.SUPPRESS)
 
 
 def _integer(text: str) -> int:
-    """int() with a settings file's limit on digits: argparse's error would repeat them all."""
-    if text.strip().lstrip("+-").replace("_", "").isdigit() and (problem := _too_long(text)):
-        raise argparse.ArgumentTypeError(problem)
+    if text.strip().lstrip("+-").replace("_", "").isdigit():
+        _digits(text, argparse.ArgumentTypeError)
     try:
         return int(text)
     except ValueError:

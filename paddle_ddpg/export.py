@@ -1,18 +1,13 @@
 """A trained actor as a static Paddle program for deployment (bounds baked in): `python -m paddle_ddpg.export`.
-
-The program, its weights and `<prefix>_meta.json` (env, step limit, sizes) appear together or not at all:
-written into a temporary directory, read back there through the checks every loaded export meets, then renamed
-into place; a failure puts back what was there and removes the directories the export made.
-"""
+Its program, weights and `<prefix>_meta.json` appear together or not at all: staged, read back through every export's
+checks, renamed into place; a failure puts back what was there and removes the directories the export made."""
 
 from __future__ import annotations
 
 if __name__ == "__main__":  # a program starting: its process settings go in before Paddle loads
     from paddle_ddpg.device import prepare_process
-
     prepare_process()
 
-import argparse
 import errno
 import json
 import os
@@ -52,9 +47,7 @@ def export_actor(actor: Actor, path_prefix: str | Path, env_id: str | None = Non
             "action_high": actor.action_high.numpy().tolist()}
     made: list[Path] = []  # the directories the export makes, innermost first
     staging, done = None, False
-    try:
-        # An earlier export at the prefix may be replaced, nothing else: `--output model/<run>/config` would
-        # otherwise overwrite the run's config.json with a program.
+    try:  # only an earlier export may be replaced: `--output model/<run>/config` must not overwrite config.json
         existing = [t for t in targets if t.exists() or t.is_symlink()]
         try:
             ours = not existing or (all(t.is_file() and not t.is_symlink() for t in existing)
@@ -75,8 +68,7 @@ def export_actor(actor: Actor, path_prefix: str | Path, env_id: str | None = Non
         for file in staged:
             with open(file, "rb") as f:
                 os.fsync(f.fileno())
-        problem = _read_back(actor, str(staging / prefix.name))
-        if problem:
+        if problem := _read_back(actor, str(staging / prefix.name)):
             raise SaveError(f"cannot write the exported model to {prefix}: what was written does not load back "
                             f"({problem}); nothing was changed")
         _swap_in(staged, targets, staging)
@@ -112,24 +104,24 @@ def _read_back(actor: Actor, staged: str) -> str | None:
 
 def _swap_in(staged: list[Path], targets: list[Path], staging: Path) -> None:
     """Rename the staged files over the targets, keeping the old ones aside until all are in place."""
-    moved: list[tuple[Path, Path]] = []
-    placed: list[Path] = []
+    moved: list[Path] = []
+    placed = 0
     try:
         for target in (t for t in targets if t.exists()):
             os.replace(target, staging / (target.name + ".old"))
-            moved.append((staging / (target.name + ".old"), target))
+            moved.append(target)
         for file, target in zip(staged, targets):
             os.replace(file, target)
-            placed.append(target)
+            placed += 1
     except OSError:
-        for target in placed:
+        for target in targets[:placed]:
             target.unlink(missing_ok=True)
-        for backup, target in moved:
-            os.replace(backup, target)
+        for target in moved:
+            os.replace(staging / (target.name + ".old"), target)
         raise
 
 
-def build_parser() -> argparse.ArgumentParser:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = Parser(prog="python -m paddle_ddpg.export", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True,
                         help="a run directory, its checkpoint.pdckpt, or an <algo>-actor<episode>.pdparams")
@@ -138,18 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
                              f"PREFIX{META_SUFFIX}")
     parser.add_argument("--env", default=None, metavar="ID",
                         help="environment id (default: the one the checkpoint trained on)")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if exported_prefix(args.checkpoint) is not None:
             raise UsageError(f"{args.checkpoint} is an exported model already; export a checkpoint")
         policy = load_policy(args.checkpoint, args.env)
-        env = policy.make_env()
-        env.close()
+        (env := policy.make_env()).close()
         files = export_actor(policy.network, args.output, env.spec.id, env.spec.max_episode_steps or 0)
     except (UsageError, SaveError) as exc:
         parser.exit(1 if isinstance(exc, SaveError) else 2, f"{parser.prog}: error: {exc}\n")

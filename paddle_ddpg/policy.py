@@ -1,6 +1,5 @@
 """A trained policy from a run directory, checkpoint, actor snapshot (ours or the tutorial's `.para`) or export:
-`paddle_ddpg.load_policy(path)`. No code from the file runs; every bad file is one UsageError line.
-"""
+`paddle_ddpg.load_policy(path)`. No code from the file runs; every bad file is one UsageError line."""
 
 from __future__ import annotations
 
@@ -24,11 +23,11 @@ from paddle_ddpg.config import Config, UsageError, error_summary
 from paddle_ddpg.env import make_env
 from paddle_ddpg.networks import Actor
 
-# An export: PREFIX.json (the program, Paddle's PIR format), PREFIX.pdiparams, PREFIX_meta.json. Not
-# PREFIX.meta.json: `paddle.jit.load` reads every PREFIX.<name>.json as the program of a method <name>.
+# An export: the program (Paddle's PIR format), weights, meta; not PREFIX.meta.json, which `paddle.jit.load` reads
+# as the program of a method "meta". LEGACY_SUFFIXES: the pre-PIR format, whose loader unpickles the .info file.
 PROGRAM_SUFFIX, PARAMS_SUFFIX, META_SUFFIX = ".json", ".pdiparams", "_meta.json"
-EXPORT_SUFFIXES = (META_SUFFIX, PARAMS_SUFFIX, PROGRAM_SUFFIX)  # "_meta.json" before ".json"
-LEGACY_SUFFIXES = (".pdmodel", ".pdiparams.info")  # the pre-PIR format, whose loader unpickles the .info file
+LEGACY_SUFFIXES = (".pdmodel", ".pdiparams.info")
+ALL_SUFFIXES = (META_SUFFIX, PARAMS_SUFFIX, PROGRAM_SUFFIX, *LEGACY_SUFFIXES)  # "_meta.json" before ".json"
 EXPORT_FORMAT = "paddle_ddpg-export/1"
 META_LIMIT = 1 << 16  # bytes: a meta file is a few hundred
 
@@ -59,13 +58,11 @@ class Policy:
     __call__ = predict
 
     @property
-    def action_space(self) -> gym.spaces.Box:
-        """Within the env's bounds, which the actor's scaled tanh cannot leave."""
+    def action_space(self) -> gym.spaces.Box:  # the env's bounds, which the actor's scaled tanh cannot leave
         return gym.spaces.Box(self.action_low, self.action_high, dtype=np.float32)
 
     @property
-    def observation_space(self) -> gym.spaces.Box:
-        """By size only: saved files do not record the env's observation bounds (`make_env()` has them)."""
+    def observation_space(self) -> gym.spaces.Box:  # by size only; the env from make_env() has the bounds
         return gym.spaces.Box(-np.inf, np.inf, (self.state_dim,), dtype=np.float32)
 
     def make_env(self, env_id: str | None = None, render_mode: str | None = None) -> gym.Env:
@@ -88,18 +85,14 @@ def check_dims(env_id: str, trained_on: str, state_dim: int, action_dim: int, en
 
 
 def load_policy(path: str | Path, env_id: str | None = None) -> Policy:
-    """The policy saved at `path`. The env id (or `env_id`, which overrides it) supplies the action bounds
-    of a snapshot, which does not record them."""
-    prefix = exported_prefix(str(path))
-    if prefix is not None:
+    """The policy saved at `path`; the env id (or `env_id`, overriding it) gives a snapshot its action bounds."""
+    if (prefix := exported_prefix(str(path))) is not None:
         return _load_exported(prefix, env_id)
-    file = checkpoint.resolve_checkpoint(str(path))
-    config = None
+    file, config = checkpoint.resolve_checkpoint(str(path)), None
     if file.suffix != checkpoint.CHECKPOINT_SUFFIX:  # a state dict: ours (.pdparams) or the tutorial's (.para)
         if re.search(r"-critic\d+\.pdparams$", file.name):
             raise UsageError(f"{file} is a critic snapshot; load the run's actor (*-actor<N>.pdparams)")
-        weights = checkpoint.load_state_dict(file)
-        settings = file.parent / "config.json"
+        weights, settings = checkpoint.load_state_dict(file), file.parent / "config.json"
         run_config = load_config_file(str(settings)) if settings.is_file() else {}
     else:
         saved = checkpoint.load_checkpoint(file)
@@ -123,8 +116,7 @@ def load_policy(path: str | Path, env_id: str | None = None) -> Policy:
     trained_on = run.env if "env" in run_config else None
     if env_id is None and trained_on is None:
         raise UsageError(f"{file} carries no environment id; pass --env")
-    env_id = env_id or trained_on
-    steps = run.max_episode_steps if env_id == trained_on else 0
+    env_id, steps = env_id or trained_on, run.max_episode_steps if env_id in (None, trained_on) else 0
     env = make_env(env_id, steps)
     check_dims(env_id, trained_on or env_id, shapes[0][0], shapes[-1][1], env)
     low, high = env.action_space.low.astype(np.float32), env.action_space.high.astype(np.float32)
@@ -136,30 +128,24 @@ def load_policy(path: str | Path, env_id: str | None = None) -> Policy:
 
 def exported_prefix(path: str) -> str | None:
     """The export prefix that `path` names (the prefix itself or one of its files), or None."""
-    suffix = next((s for s in EXPORT_SUFFIXES + LEGACY_SUFFIXES if path.endswith(s)), None)
-    if suffix:
+    if suffix := next((s for s in ALL_SUFFIXES if path.endswith(s)), None):
         return path[: -len(suffix)]
     try:
-        return path if not Path(path).exists() and any(Path(path + s).exists()
-                                                       for s in EXPORT_SUFFIXES + LEGACY_SUFFIXES) else None
+        return path if not Path(path).exists() and any(Path(path + s).exists() for s in ALL_SUFFIXES) else None
     except OSError:  # a name too long: the checkpoint reader says so in one line
         return None
 
 
 def _load_exported(prefix: str, env_id: str | None) -> Policy:
-    """An export, checked before Paddle reads it and run once on a zero state, so that a damaged or mismatched
-    export fails here with a sentence, not mid-episode."""
-    legacy = [prefix + s for s in LEGACY_SUFFIXES if Path(prefix + s).exists()]
-    if legacy:
+    """An export, checked before Paddle reads it and run once on a zero state: a bad one fails here, not mid-episode."""
+    if legacy := [prefix + s for s in LEGACY_SUFFIXES if Path(prefix + s).exists()]:
         raise UsageError(f"{legacy[0]} is Paddle's legacy program format, whose loader runs code from the "
                          "files; re-export the checkpoint with this version (Paddle's PIR format)")
     program, params = Path(prefix + PROGRAM_SUFFIX), Path(prefix + PARAMS_SUFFIX)
-    for file in (program, params):
-        if not file.is_file():
-            raise UsageError(f"exported model {prefix} is incomplete: no {file}")
+    if missing := [file for file in (program, params) if not file.is_file()]:
+        raise UsageError(f"exported model {prefix} is incomplete: no {missing[0]}")
     meta = read_meta(prefix)
-    # Paddle loads a private copy of the two files: what was checked is what runs, and no PREFIX.<name>.json
-    # beside them is read as another method, unchecked.
+    # Paddle loads a private copy: what was checked runs, and no PREFIX.<name>.json beside it is read unchecked.
     try:
         with tempfile.TemporaryDirectory(prefix="paddle_ddpg-export-") as private:
             copy = Path(private) / "actor"
@@ -172,9 +158,8 @@ def _load_exported(prefix: str, env_id: str | None) -> Policy:
                 raise UsageError(f"exported model {prefix} is corrupt or truncated: {error_summary(exc)}") from None
     except OSError as exc:
         raise UsageError(f"cannot read exported model {prefix}: {error_summary(exc)}") from None
-    policy = Policy(network, meta["env"], meta["state_dim"], meta["action_dim"],
-                    np.asarray(meta["action_low"], np.float32), np.asarray(meta["action_high"], np.float32),
-                    meta["max_episode_steps"])
+    low, high = (np.asarray(meta[key], np.float32) for key in ("action_low", "action_high"))
+    policy = Policy(network, meta["env"], meta["state_dim"], meta["action_dim"], low, high, meta["max_episode_steps"])
     try:
         shape = policy.predict(np.zeros(policy.state_dim, dtype=np.float32)).shape
     except Exception as exc:  # a program of other sizes, or damaged, in any of Paddle's exception types
@@ -189,15 +174,11 @@ def _load_exported(prefix: str, env_id: str | None) -> Policy:
     return policy
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 META_FIELDS: dict[str, Callable[[Any], bool]] = {
     "env": lambda v: v is None or isinstance(v, str),
-    "max_episode_steps": lambda v: _is_int(v) and v >= 0,
-    "state_dim": lambda v: _is_int(v) and 0 < v <= checkpoint.MAX_WIDTH,
-    "action_dim": lambda v: _is_int(v) and 0 < v <= checkpoint.MAX_WIDTH,
+    "max_episode_steps": lambda v: type(v) is int and v >= 0,  # type(): true and false are no sizes
+    "state_dim": lambda v: type(v) is int and 0 < v <= checkpoint.MAX_WIDTH,
+    "action_dim": lambda v: type(v) is int and 0 < v <= checkpoint.MAX_WIDTH,
 }
 
 
@@ -219,7 +200,7 @@ def read_meta(prefix: str) -> dict[str, Any]:
             raise UsageError(f"{path}: {key} is missing or of the wrong type ({meta.get(key)!r})")
     for key in ("action_low", "action_high"):
         value = meta.get(key)
-        if (not isinstance(value, list) or len(value) != meta["action_dim"]
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in value)):
+        if not (isinstance(value, list) and len(value) == meta["action_dim"]
+                and all(type(v) in (int, float) and np.isfinite(v) for v in value)):
             raise UsageError(f"{path}: {key} must be a list of {meta['action_dim']} finite numbers")
     return meta

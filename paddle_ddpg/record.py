@@ -1,6 +1,5 @@
 """Watching a trained policy: its noise-free episodes as a small GIF (Pillow) or MP4 (imageio-ffmpeg, the
-`[record]` extra) clip, or live in a window. `evaluate --record` and the notebook's animations come through here.
-"""
+`[record]` extra) clip, or live in a window. `evaluate --record` and the notebook's animations come through here."""
 
 from __future__ import annotations
 
@@ -44,25 +43,22 @@ class Clip:
     def __init__(self, path: str | Path, size: int = DEFAULT_SIZE, every: int | None = None) -> None:
         self.path = Path(path)
         self.format = self.path.suffix.lower()
-        if self.format not in FORMATS:
-            raise UsageError(f"cannot record {path}: unknown clip format {self.format or '(no extension)'!r}; "
-                             f"use {' or '.join(FORMATS)}")
-        if size < 2:
-            raise UsageError(f"record size must be at least 2 pixels, got {size}")
-        if every is not None and every < 1:
-            raise UsageError(f"record every must be >= 1 (every frame), got {every}")
+        for bad, message in (
+                (self.format not in FORMATS, f"cannot record {path}: unknown clip format "
+                                             f"{self.format or '(no extension)'!r}; use {' or '.join(FORMATS)}"),
+                (size < 2, f"record size must be at least 2 pixels, got {size}"),
+                (every is not None and every < 1, f"record every must be >= 1 (every frame), got {every}"),
+                (self.path.is_dir(), f"cannot record to {path}: it is a directory"),
+                (not self.path.parent.is_dir(), f"cannot record to {path}: no directory {self.path.parent}")):
+            if bad:
+                raise UsageError(message)
         if self.format == ".mp4":
             try:
                 import imageio_ffmpeg  # optional
-
                 imageio_ffmpeg.get_ffmpeg_exe()
             except (ImportError, RuntimeError):
                 raise UsageError("recording .mp4 needs imageio-ffmpeg (pip install 'paddle_ddpg[record]'); or "
                                  "record a .gif") from None
-        if self.path.is_dir():
-            raise UsageError(f"cannot record to {path}: it is a directory")
-        if not self.path.parent.is_dir():
-            raise UsageError(f"cannot record to {path}: no directory {self.path.parent}")
         try:  # the one test of writability that also holds for root, read-only mounts and full directories
             temporary(self.path).unlink()
         except OSError as exc:
@@ -77,7 +73,6 @@ class Clip:
         return 1000.0 * self.every / self.fps
 
     def start(self, env: gym.Env, episodes: int) -> None:
-        """Render one frame, take the frame rate, settle the frame skip, check the frames fit in memory."""
         env_id = env.spec.id if env.spec else type(env.unwrapped).__name__
         try:
             env.reset(seed=0)  # a renderer draws the current state; each episode resets with its own seed
@@ -102,8 +97,7 @@ class Clip:
         scale = min(1.0, self.size / max(frame.shape[:2]))  # shrunk, never enlarged; MP4's 4:2:0 needs even sizes
         w, h = (max(1, round(n * scale)) for n in (frame.shape[1], frame.shape[0]))
         self.frame_size = width, height = (max(2, w - w % 2), max(2, h - h % 2)) if self.format == ".mp4" else (w, h)
-        steps = env.spec.max_episode_steps if env.spec else None
-        if steps:
+        if steps := env.spec.max_episode_steps if env.spec else None:
             require_memory(episodes * math.ceil(steps / self.every) * width * height * 3,
                            f"a clip of {episodes} episodes of {steps} steps at {width}x{height}")
 
@@ -118,7 +112,6 @@ class Clip:
 
     def _mp4_bytes(self) -> bytes:
         import imageio_ffmpeg  # optional, checked by the constructor; it writes H.264 only to a named file
-
         with tempfile.TemporaryDirectory() as directory:
             path = os.path.join(directory, "clip.mp4")
             writer = imageio_ffmpeg.write_frames(path, self.frame_size, fps=self.fps / self.every, macro_block_size=2,
@@ -133,11 +126,7 @@ class Clip:
 def gif_bytes(frames: list[Image.Image], frame_ms: float) -> bytes:
     """An endlessly looping GIF on one palette chosen from frames across the clip: stored once, and with
     dithering off a still background stays the same bytes from frame to frame, which LZW all but removes."""
-    width, height = frames[0].size
-    sample = frames[:: max(1, len(frames) // PALETTE_SAMPLES)]
-    strip = Image.new("RGB", (width * len(sample), height))
-    for i, frame in enumerate(sample):
-        strip.paste(frame, (width * i, 0))
+    strip = Image.fromarray(np.hstack([np.asarray(f) for f in frames[:: max(1, len(frames) // PALETTE_SAMPLES)]]))
     # Maximum coverage keeps the few pixels of a small, distinct colour (Pendulum's black axle) that median cut merges.
     palette = strip.quantize(colors=GIF_COLOURS, method=Image.Quantize.MAXCOVERAGE)
     indexed = [frame.quantize(palette=palette, dither=Image.Dither.NONE) for frame in frames]
@@ -153,11 +142,8 @@ def record_episodes(policy: Policy, path: str | Path, episodes: int = 1, seed: i
                     every: int | None = None) -> np.ndarray:
     """Write the noise-free episodes `evaluate` runs with `seed` to `path` (.gif or .mp4); their returns."""
     clip = Clip(path, size, every)
-    env = policy.make_env(render_mode="rgb_array")
-    try:
+    with policy.make_env(render_mode="rgb_array") as env:
         clip.start(env, episodes)
         returns = evaluate(policy.predict, env, episodes, seed, on_frame=clip.add, frame_every=clip.every)
-    finally:
-        env.close()
     clip.save()
     return returns
