@@ -16,7 +16,9 @@ terminal window would):
 
 from __future__ import annotations
 
-import paddle_ddpg  # noqa: F401  (first, so its CPU settings apply before paddle loads)
+from paddle_ddpg.device import prepare_process
+
+prepare_process()  # as the programs do, before Paddle loads
 
 import argparse
 import fcntl

@@ -18,7 +18,9 @@ into the step, and what can be compiled is compiled in one of two ways:
 
 from __future__ import annotations
 
-import paddle_ddpg  # noqa: F401  (first, so its CPU settings apply before paddle loads)
+from paddle_ddpg.device import prepare_process
+
+prepare_process()  # as the programs do, before Paddle loads
 
 import argparse
 from typing import Any

@@ -18,7 +18,9 @@ a 95% Student-t confidence band), <name>.md (final evaluation per seed, mean +- 
 
 from __future__ import annotations
 
-import paddle_ddpg  # noqa: F401  (first, so its CPU settings apply before paddle loads)
+from paddle_ddpg.device import prepare_process
+
+prepare_process()  # as the programs do, before Paddle loads
 
 import argparse
 import dataclasses

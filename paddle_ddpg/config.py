@@ -85,6 +85,8 @@ class Config:
                                        "VisualDL opens and closes its file for every value")
     save_interval: int = _help(200, "save <algo>-actor<episode>/<algo>-critic<episode> every this many episodes")
     eval_interval: int = _help(20, "noise-free evaluation every this many episodes; 0 disables it")
+    eval_step_interval: int = _help(0, "also evaluate every this many env steps, mid-episode if need be (the TD3 "
+                                       "paper's protocol); 0: never")
     eval_episodes: int = _help(10, "episodes per noise-free evaluation (the final one included)")
 
     def validate(self) -> Config:
@@ -148,7 +150,8 @@ CHOICES = {"device": ("cpu", "gpu"), "noise": NOISES, "algo": ALGOS, "engine": E
 _POSITIVE = ("episodes", "lr_actor", "lr_critic", "batch_size", "memory_size", "ou_theta", "explore", "log_interval",
              "loss_log_interval", "save_interval", "eval_episodes")
 _AT_LEAST = {"total_steps": 0, "max_episode_steps": 0, "learning_starts": 0, "random_steps": 0, "policy_delay": 1,
-             "target_noise": 0, "target_noise_clip": 0, "noise_std": 0, "tanh_penalty": 0, "eval_interval": 0}
+             "target_noise": 0, "target_noise_clip": 0, "noise_std": 0, "tanh_penalty": 0, "eval_interval": 0,
+             "eval_step_interval": 0}
 
 
 def _published(env: str, algo: str, total_steps: int, **changes: Any) -> Config:
@@ -174,9 +177,11 @@ PRESETS: dict[str, Config] = {
     # The TD3 paper (Fujimoto et al. 2018, section 6.1; 1M steps there); the critic keeps the tutorial's shape,
     # which ended HalfCheetah-v5 runs better than the paper's action at the input (benchmarks/README.md).
     **{env: _published(env, "td3", steps, batch_size=100, memory_size=10**6, learning_starts=warm_up,
-                       random_steps=warm_up)
-       for env, steps, warm_up in (("InvertedPendulum-v5", 50_000, 1000), ("HalfCheetah-v5", 10**6, 10_000),
-                                   ("Hopper-v5", 10**6, 1000))},
+                       random_steps=warm_up, **evals)
+       for env, steps, warm_up, evals in (
+           ("InvertedPendulum-v5", 50_000, 1000, {}),
+           *((env, 10**6, warm_up, dict(eval_interval=0, eval_step_interval=5000))
+             for env, warm_up in (("HalfCheetah-v5", 10_000), ("Hopper-v5", 1000))))},
 }
 
 

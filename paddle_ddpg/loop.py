@@ -80,7 +80,7 @@ class Trainer:
         self.episode, self.steps, self.epsilon = 0, 0, 1.0
         self.last_eval: float | None = None
         self.last_eval_std: float | None = None
-        self.evaluated_after = -1  # completed episodes at the last evaluation
+        self.evaluated_at = -1  # env steps at the last evaluation
         self.evals: list[dict[str, float]] = []  # every evaluation of this run: the learning curve
         self.eval_seconds = 0.0  # wall time spent evaluating, left out of the curve's train_seconds
         self.earlier_seconds = 0.0  # wall time of the run before it was last resumed
@@ -114,10 +114,10 @@ class Trainer:
                 self._evaluate(stop, completed=self.episode + 1)
             self.episode += 1
             self.hooks.episode_done(self)
-        if stop.signal_name or self.evaluated_after == self.episode:
+        if stop.signal_name or self.evaluated_at == self.steps:
             return stop.signal_name or None
         self._evaluate(stop, completed=self.episode)
-        return stop.signal_name if self.evaluated_after != self.episode else None  # Ctrl-C twice cut it short
+        return stop.signal_name if self.evaluated_at != self.steps else None  # Ctrl-C twice cut it short
 
     def _run_episode(self, stop: StopRequest) -> float | None:
         """One episode of acting and learning; None if a second Ctrl-C cut it short."""
@@ -148,6 +148,8 @@ class Trainer:
                     self._flush_losses()
             self.epsilon = decay_epsilon(self.epsilon, config.explore, config.epsilon_min)
             state = next_state
+            if config.eval_step_interval and self.steps % config.eval_step_interval == 0:
+                self._evaluate(stop, completed=self.episode)
             if terminated or truncated or self._out_of_steps():
                 return episode_reward
             if stop.now:
@@ -179,8 +181,8 @@ class Trainer:
         best = self.last_eval > max((e["mean"] for e in self.evals), default=-math.inf)
         self.evals.append({"episodes": completed, "steps": self.steps, "mean": self.last_eval,
                            "std": self.last_eval_std, "train_seconds": round(self.wall_seconds - self.eval_seconds, 2)})
-        self.evaluated_after = completed
-        self.hooks.scalar("eval return", self.last_eval, completed - 1)
+        self.evaluated_at = self.steps
+        self.hooks.scalar("eval return", self.last_eval, max(completed - 1, 0))
         self.hooks.evaluated(self, best)
 
     def close(self) -> None:

@@ -102,6 +102,7 @@ NON_DEFAULTS: dict[str, tuple[list[str], Any]] = {
     "loss_log_interval": (["--loss-log-interval", "1"], 1),
     "save_interval": (["--save-interval", "5"], 5),
     "eval_interval": (["--eval-interval", "0"], 0),
+    "eval_step_interval": (["--eval-step-interval", "5000"], 5000),
     "eval_episodes": (["--eval-episodes", "3"], 3),
 }
 

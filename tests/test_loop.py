@@ -45,6 +45,18 @@ def test_a_bare_trainer_runs_and_reports_through_its_hooks() -> None:
     assert hooks.scalars["critic loss"] == list(range(5, trainer.agent.learn_steps + 1, 5))
 
 
+def test_evaluations_by_env_steps_come_mid_episode_and_the_last_is_not_repeated() -> None:
+    """The TD3 paper's protocol: every N steps whatever the episodes; a run ending on such a step ends evaluated."""
+    config = Config(episodes=3, max_episode_steps=20, learning_starts=16, batch_size=8, eval_interval=0,
+                    eval_step_interval=15, eval_episodes=1, memory_size=500, total_steps=45)
+    hooks = Recorder()
+    trainer = Trainer(config, hooks)
+    assert trainer.run(StopRequest()) is None
+    trainer.close()
+    assert [(e["steps"], e["episodes"]) for e in trainer.evals] == [(15, 0), (30, 1), (45, 2)]
+    assert hooks.scalars["eval return"] == [0, 0, 1] and trainer.episode == 3
+
+
 def package_imports() -> dict[str, set[str]]:
     """Each module of the package (dotted, without `paddle_ddpg.`) and the package's modules it imports anywhere
     in its file, inside functions too: a function-level import that closes a cycle is still a cycle."""

@@ -1,0 +1,156 @@
+"""The TD3 presets for their full million steps on MuJoCo, beside the TD3 paper's, CleanRL's and the zoo's tables.
+
+`train ENV` trains the seeds of one preset one after another, each an ordinary `paddle_ddpg.train` run with one
+thread, evaluated on 10 noise-free episodes every 5,000 steps (the paper's protocol, the preset's setting). Run it
+again after an interruption and each seed goes on from its last checkpoint; a finished seed is skipped. Two
+`train` commands side by side (one per environment) fill a 2-core machine. `report` reads every run's checkpoint
+and writes results/mujoco_1m.{json,md} and one curve plot per environment.
+
+    python benchmarks/mujoco_1m.py train HalfCheetah-v5 --seeds 0 1 2 &
+    python benchmarks/mujoco_1m.py train Hopper-v5 --seeds 0 1 2
+    python benchmarks/mujoco_1m.py report
+"""
+
+from __future__ import annotations
+
+from paddle_ddpg.device import prepare_process
+
+prepare_process()  # as the programs do, before Paddle loads: MKL's fast path on AMD
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+
+from paddle_ddpg import __version__
+from paddle_ddpg.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from paddle_ddpg.config import PRESETS
+from paddle_ddpg.sweep.report import CONFIDENCE, mean_band
+from paddle_ddpg.train import main as train_main
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+# Max average return over the run (TD3 paper Table 1: 10 seeds; CleanRL: MuJoCo v4, 3 seeds; zoo: v3).
+PUBLISHED = {
+    "HalfCheetah-v5": {"TD3 paper": "9636.95 +- 859.07", "paper's DDPG": "8577.29", "CleanRL TD3": "9583.22 +- 126.09",
+                       "zoo TD3": "9655.67"},
+    "Hopper-v5": {"TD3 paper": "3564.07 +- 114.74", "paper's DDPG": "1860.02", "CleanRL TD3": "3134.61 +- 360.18",
+                  "zoo TD3": "3606.39"},
+    "Walker2d-v5": {"TD3 paper": "4682.82 +- 539.64", "paper's DDPG": "3098.11", "CleanRL TD3": "4057.59 +- 658.78",
+                    "zoo TD3": "4717.82"},
+}
+
+
+def run_name(env: str, seed: int) -> str:
+    return f"{env}_s{seed}"
+
+
+def train(env: str, seeds: list[int], root: Path) -> int:
+    """Each seed from its checkpoint if it has one, else from the start; stops at the first that does not finish."""
+    total = PRESETS[env].total_steps
+    for seed in seeds:
+        checkpoint = root / "model" / run_name(env, seed) / CHECKPOINT_NAME
+        if checkpoint.is_file():
+            saved = load_checkpoint(checkpoint)
+            if saved["steps"] >= total and saved["evals"] and saved["evals"][-1]["steps"] == saved["steps"]:
+                print(f"{run_name(env, seed)}: finished, {saved['steps']} steps", flush=True)
+                continue
+            argv = ["--resume", str(checkpoint)]
+        else:
+            argv = ["--preset", env, "--seed", str(seed), "--threads", "1", "--run-name", run_name(env, seed),
+                    "--model-dir", str(root / "model"), "--logdir", str(root / "logs")]
+        if code := train_main([*argv, "--no-progress"]):
+            return code
+    return 0
+
+
+def runs_of(root: Path) -> dict[str, list[dict[str, Any]]]:
+    """Every finished run under `root`, by environment: its curve, max and final returns, wall time and speed."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for checkpoint in sorted((root / "model").glob(f"*_s*/{CHECKPOINT_NAME}")):
+        saved = load_checkpoint(checkpoint)
+        config, evals = saved["config"], saved["evals"]
+        if saved["steps"] < config["total_steps"] or not evals or evals[-1]["steps"] != saved["steps"]:
+            print(f"{checkpoint.parent.name}: unfinished ({saved['steps']} steps), left out", flush=True)
+            continue
+        found.setdefault(config["env"], []).append({
+            "seed": config["seed"], "steps": [e["steps"] for e in evals], "means": [e["mean"] for e in evals],
+            "max": max(e["mean"] for e in evals), "final": evals[-1]["mean"],
+            "wall_seconds": round(saved["wall_seconds"], 1), "eval_seconds": round(saved["eval_seconds"], 1),
+            "steps_per_second": round(saved["steps"] / (saved["wall_seconds"] - saved["eval_seconds"]), 1)})
+    return found
+
+
+def spread(values: list[float], digits: int = 1) -> str:
+    return f"{np.mean(values):.{digits}f} +- {np.std(values):.{digits}f}"
+
+
+def plot(env: str, runs: list[dict[str, Any]], path: Path) -> None:
+    band = mean_band([(r["steps"], r["means"]) for r in runs])
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r in runs:
+        ax.plot(r["steps"], r["means"], color="tab:blue", alpha=0.25, linewidth=0.8)
+    ax.plot(band["steps"], band["mean"], color="tab:blue", label=f"paddle_ddpg TD3 (mean of {len(runs)} seeds)")
+    ax.fill_between(band["steps"], band["low"], band["high"], color="tab:blue", alpha=0.2)
+    paper = float(PUBLISHED[env]["TD3 paper"].split()[0])
+    ax.axhline(paper, color="tab:gray", linestyle="--", linewidth=1, label=f"TD3 paper, max over the run ({paper:.0f})")
+    ax.set(xlabel="env steps", ylabel="noise-free evaluation return (10 episodes)",
+           title=f"{env}, TD3 preset, {runs[0]['steps'][-1]:,} steps\nthin: single seeds; band: {CONFIDENCE:.0%} "
+                 "t-interval of the mean")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def report(root: Path, out: Path) -> int:
+    found = runs_of(root)
+    if not found:
+        print(f"no finished runs under {root / 'model'}", file=sys.stderr)
+        return 1
+    out.mkdir(parents=True, exist_ok=True)
+    rows = ["| env | seeds | max average return | final return | TD3 paper | CleanRL TD3 | zoo TD3 | paper's DDPG | "
+            "wall per run | steps/s (training) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for env, runs in found.items():
+        plot(env, runs, out / f"mujoco_1m_{env}.png")
+        published = PUBLISHED.get(env, {})
+        rows.append(f"| {env} | {', '.join(str(r['seed']) for r in runs)} | {spread([r['max'] for r in runs])} | "
+                    f"{spread([r['final'] for r in runs])} | " + " | ".join(
+                        published.get(k, "-") for k in ("TD3 paper", "CleanRL TD3", "zoo TD3", "paper's DDPG")) +
+                    f" | {np.mean([r['wall_seconds'] for r in runs]) / 60:.0f} min | "
+                    f"{np.mean([r['steps_per_second'] for r in runs]):.0f} |")
+    (out / "mujoco_1m.md").write_text("\n".join(rows) + "\n")
+    (out / "mujoco_1m.json").write_text(json.dumps({
+        "runs": found, "published": PUBLISHED, "version": __version__,
+        "machine": platform.processor() or platform.machine(), "protocol": "max and final of the noise-free "
+        "evaluations (10 episodes every 5,000 steps); mean +- std over seeds"}, indent=1) + "\n")
+    print("\n".join(rows))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python benchmarks/mujoco_1m.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dir", type=Path, default=Path("benchmarks/mujoco"),
+                        help="where the runs' checkpoints and logs go (default benchmarks/mujoco)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("train", help="train (or go on training) one preset's seeds")
+    run.add_argument("env", choices=[e for e in PUBLISHED if e in PRESETS])
+    run.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    written = commands.add_parser("report", help="the table and plots of the finished runs")
+    written.add_argument("--out-dir", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    if args.command == "train":
+        return train(args.env, args.seeds, args.dir)
+    return report(args.dir, args.out_dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
