@@ -43,8 +43,8 @@ class DDPG:
 
     With `algo="td3"` the same agent becomes TD3 (Fujimoto et al., 2018) through three additions, each marked
     "TD3:" below: a second critic whose minimum with the first forms the target, clipped noise on the
-    target action, and actor and target updates only every `policy_delay` critic updates. DDPG is TD3 with one
-    critic, no target noise and a delay of 1.
+    target action, and actor and target updates only every second critic update (`policy_delay`, which DDPG
+    honours too). DDPG is TD3 with one critic, no target noise and, by default, a delay of 1.
     """
 
     def __init__(self, state_dim: int, action_dim: int, action_low: Sequence[float], action_high: Sequence[float],
@@ -71,8 +71,9 @@ class DDPG:
         self.actor_target, self.critic_target = actor(), critic()
         # TD3: a second critic and its target.
         self.critic2, self.critic2_target = (critic(), critic()) if td3 else (None, None)
-        # TD3: the actor and the targets learn every `policy_delay` critic updates; noise on the target action.
-        self.policy_delay = config.policy_delay if td3 else 1
+        # The actor and the targets learn every `policy_delay` critic updates: by default every update for DDPG, as
+        # in the tutorial, every second for TD3. TD3: noise on the target action.
+        self.policy_delay = config.policy_delay or (2 if td3 else 1)
         self.target_noise = config.target_noise if td3 else 0.0
         self.target_noise_clip = config.target_noise_clip
         # Targets start as exact copies. The tutorial initialised them independently at random, which

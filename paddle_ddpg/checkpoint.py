@@ -29,7 +29,8 @@ from paddle_ddpg.snapshot import load_state_dict as load_state_dict  # a run's s
 
 CHECKPOINT_SUFFIX = ".pdckpt"
 CHECKPOINT_NAME = "checkpoint" + CHECKPOINT_SUFFIX
-FORMAT, ZIP_FORMAT, PICKLED_FORMAT = "paddle_ddpg/3", "paddle_ddpg/2", "paddle_ddpg/1"  # 0.2 zips, 0.1 pickles
+FORMAT, ZIP_FORMAT, PICKLED_FORMAT = "paddle_ddpg/4", "paddle_ddpg/2", "paddle_ddpg/1"  # 0.2 zips, 0.1 pickles
+SAFETENSORS_FORMATS = ("paddle_ddpg/3", FORMAT)  # 3: 0.3's, whose DDPG ignored policy_delay
 DOCUMENT_KEY = "paddle_ddpg"  # the metadata entry holding the JSON document
 MAX_WIDTH = 1 << 24  # largest observation or action size a file may declare
 _ARRAY = "__ndarray__"
@@ -171,7 +172,8 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     except (SafetensorError, zipfile.BadZipFile, struct.error, EOFError, KeyError, TypeError, ValueError,
             RuntimeError):
         raise UsageError(f"checkpoint {path} is corrupt or truncated; not a paddle_ddpg checkpoint") from None
-    if not isinstance(state, dict) or state.get("format") != version:  # each format's own tag
+    if not isinstance(state, dict) or state.get("format") not in (SAFETENSORS_FORMATS if version == FORMAT else
+                                                                  (version,)):  # each format's own tag
         raise foreign
     for key, kinds in SCHEMA.items():
         value = state.get(key)
@@ -180,6 +182,8 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
                              f"({type(value).__name__})")
     if not (0 < state["state_dim"] <= MAX_WIDTH and 0 < state["action_dim"] <= MAX_WIDTH):
         raise UsageError(f"checkpoint {path} is damaged: sizes {state['state_dim']}, {state['action_dim']}")
+    if state["format"] != FORMAT and state["config"].get("algo") == "ddpg":  # its policy_delay was TD3's alone
+        state["config"]["policy_delay"] = 1
     state["path"] = str(path)  # where it was read from: a resumed run continues beside it
     return state
 

@@ -49,7 +49,8 @@ class Config:
                                         "layer (the tutorial, the DDPG paper), 0 beside the state (the TD3 paper, SB3)")
     # algorithm
     algo: str = _help("ddpg", "ddpg, or td3: twin critics, target policy smoothing and delayed actor updates")
-    policy_delay: int = _help(2, "td3: critic updates per actor and target update")
+    policy_delay: int = _help(0, "critic updates per actor and target update; 0: the algorithm's own, 1 for ddpg "
+                                 "(the tutorial), 2 for td3 (the TD3 paper)")
     target_noise: float = _help(0.2, "td3: std of the noise on target actions, as a fraction of the half-range")
     target_noise_clip: float = _help(0.5, "td3: that noise is clipped to +- this (fraction of the half-range)")
     # optimisation
@@ -149,7 +150,7 @@ NOISES, ENGINES, ALGOS = ("gaussian", "ou"), ("fast", "plain"), ("ddpg", "td3")
 CHOICES = {"device": ("cpu", "gpu"), "noise": NOISES, "algo": ALGOS, "engine": ENGINES}
 _POSITIVE = ("episodes", "lr_actor", "lr_critic", "batch_size", "memory_size", "ou_theta", "explore", "log_interval",
              "loss_log_interval", "save_interval", "eval_episodes")
-_AT_LEAST = {"total_steps": 0, "max_episode_steps": 0, "learning_starts": 0, "random_steps": 0, "policy_delay": 1,
+_AT_LEAST = {"total_steps": 0, "max_episode_steps": 0, "learning_starts": 0, "random_steps": 0, "policy_delay": 0,
              "target_noise": 0, "target_noise_clip": 0, "noise_std": 0, "tanh_penalty": 0, "eval_interval": 0,
              "eval_step_interval": 0}
 

@@ -154,9 +154,9 @@ def test_actor_and_targets_move_only_every_policy_delay_learn_steps() -> None:
 
 
 def test_ddpg_is_the_special_case_one_critic_no_delay_no_target_noise() -> None:
-    """algo ddpg ignores the TD3 settings given with it: no second critic, an actor step on every call,
-    a deterministic target that draws nothing from the generator."""
-    agent = _agent(dataclasses.replace(TD3, algo="ddpg", policy_delay=3, target_noise=0.5))
+    """algo ddpg with its default delay ignores the TD3 settings given with it: no second critic, an actor step
+    on every call, a deterministic target that draws nothing from the generator."""
+    agent = _agent(dataclasses.replace(TD3, algo="ddpg", policy_delay=0, target_noise=0.5))
     assert agent.critic2 is None and agent.critic2_target is None
     assert agent.policy_delay == 1 and agent.target_noise == 0.0
     next_state = _batch(6).next_state
@@ -171,6 +171,18 @@ def test_ddpg_is_the_special_case_one_critic_no_delay_no_target_noise() -> None:
         actor_before = _params(agent, "actor")
         assert "actor loss" in agent.learn(_batch(200 + call))
         assert _changed(actor_before, _params(agent, "actor"))
+
+
+def test_ddpg_honours_a_policy_delay_and_td3_defaults_to_two() -> None:
+    """CleanRL's DDPG steps the actor and the targets every second update: policy_delay 2 says so for DDPG."""
+    agent = _agent(dataclasses.replace(TD3, algo="ddpg", policy_delay=2))
+    actor_steps = []
+    for call in range(1, 5):
+        target_before = _params(agent, "critic_target")
+        actor_steps.append("actor loss" in agent.learn(_batch(300 + call)))
+        assert _changed(target_before, _params(agent, "critic_target")) == actor_steps[-1]
+    assert actor_steps == [False, True, False, True]
+    assert _agent(dataclasses.replace(TD3, policy_delay=0)).policy_delay == 2
 
 
 def test_state_dict_round_trip_continues_identically() -> None:
@@ -213,3 +225,19 @@ def test_td3_cli_run_writes_td3_snapshots_and_resumes(tmp_path: Path) -> None:
     summary = last_json(resumed.stdout)
     assert summary["episodes"] == 4 and summary["steps"] == 200 and summary["learn_steps"] == 200 - 64
     assert (run_dir / "td3-actor3.pdparams").is_file() and not list(run_dir.glob("ddpg-*"))
+
+
+@pytest.mark.parametrize("algo, delay", [("ddpg", 1), ("td3", 2)])
+def test_a_0_3_checkpoint_keeps_the_delay_its_run_trained_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               algo: str, delay: int) -> None:
+    """0.3 wrote policy_delay 2 into every config, which its DDPG ignored: its DDPG runs resume with a delay of 1."""
+    from paddle_ddpg import checkpoint
+    from paddle_ddpg.loop import Trainer
+
+    trainer = Trainer(Config(algo=algo, policy_delay=2, memory_size=100, actor_hidden=(8,), critic_hidden=(8,)))
+    monkeypatch.setattr(checkpoint, "FORMAT", "paddle_ddpg/3")
+    checkpoint.save_checkpoint(tmp_path / "c.pdckpt", checkpoint.capture(trainer, tmp_path, tmp_path, ("x", 0)))
+    monkeypatch.undo()
+    trainer.close()
+    saved = load_checkpoint(tmp_path / "c.pdckpt")
+    assert saved["format"] == "paddle_ddpg/3" and saved["config"]["policy_delay"] == delay

@@ -173,7 +173,7 @@ def test_the_checkpoint_is_safetensors_with_the_document_in_its_metadata(base_ru
     with safe_open(str(base_run.run_dir / CHECKPOINT_NAME), framework="np") as f:
         document = json.loads(f.metadata()[checkpoint.DOCUMENT_KEY])
         names = set(f.keys())
-    assert document["format"] == "paddle_ddpg/3" and document["episode"] == 3
+    assert document["format"] == "paddle_ddpg/4" and document["episode"] == 3
     referred = []
 
     def refs(value: Any) -> None:

@@ -52,8 +52,9 @@ def _assert_same_parameters(agent: DDPG, nets: dict) -> None:
 
 
 def _config(hidden: tuple[int, int], algo: str = "ddpg") -> Config:
+    """"ddpg2": DDPG with CleanRL's delayed actor and target updates."""
     return Config(actor_hidden=hidden, critic_hidden=hidden, lr_actor=LR, lr_critic=LR, gamma=GAMMA, tau=TAU,
-                  algo=algo)
+                  algo=algo.removesuffix("2"), policy_delay=2 if algo == "ddpg2" else 0)
 
 
 @pytest.mark.parametrize("hidden,batch_size", [((256, 128), 32), ((64, 32), 128)])
@@ -77,7 +78,7 @@ def test_the_plain_agent_is_the_tutorials_update(hidden: tuple[int, int], batch_
     assert max(float(np.abs(p.numpy() - p0).max()) for p, p0 in zip(agent.actor.parameters(), start)) > 1e-2
 
 
-@pytest.mark.parametrize("algo", ["ddpg", "td3"])
+@pytest.mark.parametrize("algo", ["ddpg", "ddpg2", "td3"])
 @pytest.mark.parametrize("hidden,batch_size", [((256, 128), 32), ((64, 32), 128)])
 def test_the_fast_engine_is_the_plain_agent(hidden: tuple[int, int], batch_size: int, algo: str) -> None:
     paddle.seed(0)
