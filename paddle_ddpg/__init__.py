@@ -1,9 +1,5 @@
-"""paddle_ddpg: the AI Studio DDPG tutorial as a PaddlePaddle package.
-
-Importing the package changes nothing in the process and loads no Paddle: each name below is imported from
-its module when first used. The programs (`python -m paddle_ddpg.train`, ...) set the process up themselves
-(`device.prepare_process`).
-"""
+"""paddle_ddpg: the AI Studio DDPG tutorial as a PaddlePaddle package. Each name below is imported from its module
+when first used, so importing the package loads no Paddle and changes nothing in the process."""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
 """The run's state: what `checkpoint.pdckpt` holds, how it is written, read, checked and put back into a `Trainer`.
-
-Safetensors (no code; shapes and offsets checked against the file's size by the library) of numbered arrays, with a
-JSON document in its metadata referring to each once, so a small file cannot fan out into much memory. 0.2's zips of
-`.npy` load too (their shapes checked against their bytes here, as numpy does not), and 0.1's pickles."""
+Safetensors (no code; sizes checked by the library) of numbered arrays, with a JSON document in its metadata referring
+to each once, so a small file cannot fan out into much memory. 0.2's zips of `.npy` load too, their shapes checked
+against their bytes here (numpy does not)."""
 
 from __future__ import annotations
 
@@ -24,12 +23,12 @@ from paddle_ddpg.config import UsageError
 from paddle_ddpg.device import require_memory
 from paddle_ddpg.files import atomic_write
 from paddle_ddpg.loop import Trainer
-from paddle_ddpg.snapshot import NUMBER_KINDS, unpickle
+from paddle_ddpg.snapshot import NUMBER_KINDS
 from paddle_ddpg.snapshot import load_state_dict as load_state_dict  # a run's snapshots, read beside its checkpoint
 
 CHECKPOINT_SUFFIX = ".pdckpt"
 CHECKPOINT_NAME = "checkpoint" + CHECKPOINT_SUFFIX
-FORMAT, ZIP_FORMAT, PICKLED_FORMAT = "paddle_ddpg/4", "paddle_ddpg/2", "paddle_ddpg/1"  # 0.2 zips, 0.1 pickles
+FORMAT, ZIP_FORMAT, PICKLED_FORMAT = "paddle_ddpg/4", "paddle_ddpg/2", "paddle_ddpg/1"  # 0.2 zips, 0.1 pickles (refused)
 SAFETENSORS_FORMATS = ("paddle_ddpg/3", FORMAT)  # 3: 0.3's, whose DDPG ignored policy_delay
 DOCUMENT_KEY = "paddle_ddpg"  # the metadata entry holding the JSON document
 MAX_WIDTH = 1 << 24  # largest observation or action size a file may declare
@@ -151,15 +150,16 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as f:
             require_memory(size := os.fstat(f.fileno()).st_size, f"checkpoint {path}")
-            head = f.read(9)
+            head = f.read(64)
             f.seek(0)
             if head[:2] == b"PK":
-                state, version = _read_zip(f, path, size), ZIP_FORMAT
-            elif head[:1] == b"\x80":
-                state, version = unpickle(f, path), PICKLED_FORMAT
+                state, tags = _read_zip(f, path, size), (ZIP_FORMAT,)
+            elif head[:1] == b"\x80" and PICKLED_FORMAT.encode() in head:  # its tag, read without unpickling
+                raise UsageError(f"{path} is a 0.1 checkpoint, which this version does not read; resume it once with "
+                                 "paddle_ddpg 0.2, which writes its checkpoint in the 0.2 format this version reads")
             elif head[8:9] == b"{":
                 with safe_open(str(path), framework="np") as st:
-                    names, version = set(st.keys()), FORMAT
+                    names, tags = set(st.keys()), SAFETENSORS_FORMATS
                     state = _decode(json.loads((st.metadata() or {})[DOCUMENT_KEY]),
                                     lambda name: st.get_tensor(name) if name in names else None, path)
             else:
@@ -172,8 +172,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     except (SafetensorError, zipfile.BadZipFile, struct.error, EOFError, KeyError, TypeError, ValueError,
             RuntimeError):
         raise UsageError(f"checkpoint {path} is corrupt or truncated; not a paddle_ddpg checkpoint") from None
-    if not isinstance(state, dict) or state.get("format") not in (SAFETENSORS_FORMATS if version == FORMAT else
-                                                                  (version,)):  # each format's own tag
+    if not isinstance(state, dict) or state.get("format") not in tags:  # each format's own tags
         raise foreign
     for key, kinds in SCHEMA.items():
         value = state.get(key)

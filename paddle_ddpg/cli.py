@@ -25,9 +25,8 @@ YAML_SUFFIXES = (".yaml", ".yml")
 
 
 def load_config_file(path: str) -> dict[str, Any]:
-    """Config fields from JSON (a run's config.json reads back unchanged) or YAML, by extension, else by content
-    (JSON starts with "{" or "["): the settings, or as in rl-baselines3-zoo's files one section under an env id,
-    which sets `env`. A key given twice is refused: both formats would silently keep the last value."""
+    """Config fields from JSON or YAML (by extension, else content), or one section under an env id as in
+    rl-baselines3-zoo's files. A key given twice is refused: both formats would silently keep the last value."""
     text = _read_settings_text(path)
     suffix = os.path.splitext(path)[1].lower()
     is_yaml = suffix in YAML_SUFFIXES or (suffix != ".json" and not text.lstrip().startswith(("{", "[")))
@@ -145,10 +144,14 @@ def _parse(text: str, path: str, is_yaml: bool) -> Any:
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with the project's error format: one line on stderr, exit status 2, no usage dump."""
+    """argparse with the programs' error format: one line on stderr, no usage dump."""
 
     def error(self, message: str) -> typing.NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+    def fail(self, exc: Exception, prefix: str = "") -> typing.NoReturn:
+        """Status 2 for the user's input (UsageError), 1 for a disk that fills or a run that failed."""
+        self.exit(2 if isinstance(exc, UsageError) else 1, f"{self.prog}: error: {prefix}{exc}\n")
 
 
 _METAVARS = {"env": "ID", "logdir": "DIR", "model_dir": "DIR", "run_name": "NAME"}
@@ -170,9 +173,6 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
             kwargs.update(type=_integer if kind is int else kind,
                           metavar=_METAVARS.get(f.name, {int: "N", float: "X"}.get(kind, "S")))
         group.add_argument("--" + f.name.replace("_", "-"), **kwargs)
-    for flag, engine in (("--fused", "fast"), ("--no-fused", "plain")):  # version 0.1's flags, hidden aliases
-        group.add_argument(flag, dest="engine", action="store_const", const=engine, default=argparse.SUPPRESS,
-                           help=argparse.SUPPRESS)
 
 
 def _integer(text: str) -> int:

@@ -14,18 +14,13 @@ from paddle_ddpg.config import UsageError, error_summary
 
 
 def make_env(env_id: str, max_episode_steps: int = 0, render_mode: str | None = None) -> gym.Env:
-    """`gym.make` plus the checks: flat Box observations, a bounded Box action space.
-
-    `max_episode_steps` 0 keeps the env's registered limit (Pendulum-v1: 200, the tutorial's range(200)).
-    """
+    """`gym.make` refusing what DDPG cannot drive; `max_episode_steps` 0 keeps the env's own limit."""
     if env_id not in gym.registry:
         close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise UsageError(f"unknown environment {env_id!r}{hint}")
     kwargs = {"max_episode_steps": max_episode_steps} if max_episode_steps else {}
-    if render_mode == "rgb_array":
-        # Frames drawn off-screen need no display; SDL (pygame's renderer) would still look for one, and on a
-        # server without a desktop session print an "error:" line to stderr for a clip that records fine.
+    if render_mode == "rgb_array":  # else SDL (pygame's renderer) prints an "error:" line where no display is
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     try:
         env = gym.make(env_id, render_mode=render_mode, **kwargs)
@@ -67,13 +62,8 @@ def evaluate(policy: Callable[[np.ndarray], np.ndarray], env: gym.Env, episodes:
              should_stop: Callable[[], bool] = lambda: False,
              on_frame: Callable[[np.ndarray], None] | None = None, frame_every: int = 1,
              on_episode: Callable[[float], None] | None = None) -> np.ndarray:
-    """Returns of `episodes` noise-free episodes of `policy` (observation -> action); episode i always starts
-    from the same seeded state.
-
-    `on_frame` receives `env.render()` of every `frame_every`-th state of each episode that an action is taken
-    in, from the seeded reset on (make the env with render_mode="rgb_array"): an episode of T steps makes T
-    frames, T steps of time. `on_episode` receives each finished episode's return.
-    """
+    """Returns of `episodes` noise-free episodes, episode i from the same seeded state each time. `on_frame` gets the
+    render of every `frame_every`-th state an action is taken in (T steps make T frames), `on_episode` each return."""
     returns = []
     for i in range(episodes):
         state, _ = env.reset(seed=episode_seed(seed, EVAL_STREAM, i))

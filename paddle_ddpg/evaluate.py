@@ -1,17 +1,14 @@
 """Noise-free evaluation of a trained policy: `python -m paddle_ddpg.evaluate --checkpoint PATH`.
-
-Its own environment and reset seeds, no exploration noise: how the textbook judges a deterministic policy.
-"""
+Its own environment and reset seeds, no exploration noise: how the textbook judges a deterministic policy."""
 
 from __future__ import annotations
 
 if __name__ == "__main__":  # a program starting: its process settings go in before Paddle loads
     from paddle_ddpg.device import prepare_process
-
     prepare_process()
 
-import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -24,10 +21,10 @@ from paddle_ddpg.env import evaluate
 from paddle_ddpg.files import SaveError
 from paddle_ddpg.policy import load_policy
 from paddle_ddpg.progress import EvaluationProgress, wanted
-from paddle_ddpg.record import DEFAULT_EVERY, DEFAULT_SIZE, Clip, require_display
+from paddle_ddpg.record import DEFAULT_EVERY, DEFAULT_SIZE, Clip
 
 
-def build_parser() -> argparse.ArgumentParser:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = Parser(prog="python -m paddle_ddpg.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True,
                         help=f"a {CHECKPOINT_NAME}, a ddpg-actor<episode>.pdparams, a run directory (its "
@@ -47,13 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"keep every Nth frame (default {DEFAULT_EVERY}, more where a GIF would play too fast)")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bar (shown on a terminal for more than one episode)")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    env = None
+    args, env = parser.parse_args(argv), None
     try:
         if args.episodes <= 0:
             raise UsageError(f"episodes must be > 0, got {args.episodes}")
@@ -62,8 +53,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "frames, not both")
         Config(seed=args.seed).validate()  # training's rule for seeds
         clip = Clip(args.record, args.record_size, args.record_every) if args.record else None
-        if args.render:
-            require_display()
+        # On Linux a window needs an X or Wayland display; the renderers' own errors without one run to lines.
+        if args.render and sys.platform.startswith("linux") and not (os.environ.get("DISPLAY")
+                                                                     or os.environ.get("WAYLAND_DISPLAY")):
+            raise UsageError("--render needs a display and none is set (DISPLAY, WAYLAND_DISPLAY); record the "
+                             "episodes with --record out.gif instead")
         set_device(args.device)
         fast.set_cpu_threads(cpu_threads())  # one state at a time
         policy = load_policy(args.checkpoint, args.env)
@@ -75,13 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                on_frame=clip.add if clip else None, frame_every=clip.every if clip else 1)
         if clip is not None:
             clip.save()
-    except UsageError as exc:
-        parser.exit(2, f"{parser.prog}: error: {exc}\n")
-    except SaveError as exc:
-        parser.exit(1, f"{parser.prog}: error: {exc}\n")
+    except (UsageError, SaveError) as exc:
+        parser.fail(exc)
     except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
-        return 130
+        parser.exit(130, f"{parser.prog}: interrupted\n")
     finally:
         if env is not None:
             env.close()

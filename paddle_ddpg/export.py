@@ -138,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         (env := policy.make_env()).close()
         files = export_actor(policy.network, args.output, env.spec.id, env.spec.max_episode_steps or 0)
     except (UsageError, SaveError) as exc:
-        parser.exit(1 if isinstance(exc, SaveError) else 2, f"{parser.prog}: error: {exc}\n")
+        parser.fail(exc)
     print(json.dumps({"files": [str(f) for f in files], "env": env.spec.id,
                       "max_episode_steps": env.spec.max_episode_steps}))
     return 0

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import math
 import os
-import sys
 import tempfile
 from pathlib import Path
 
@@ -27,13 +26,6 @@ GIF_COLOURS = 32  # one palette for the whole clip; enough for gymnasium's flat-
 PALETTE_SAMPLES = 16  # frames, spread over the clip, that the palette is chosen from
 GIF_MIN_FRAME_MS = 20  # GIF delays are whole 10 ms, and browsers play delays under 20 ms at 100 ms
 FALLBACK_FPS = 30  # gymnasium's own video recorder assumes this for an env that declares no render_fps
-
-
-def require_display() -> None:
-    """On Linux a window needs an X or Wayland display; the renderers' own errors without one run to lines."""
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise UsageError("--render needs a display and none is set (DISPLAY, WAYLAND_DISPLAY); record the episodes "
-                         "with --record out.gif instead")
 
 
 class Clip:

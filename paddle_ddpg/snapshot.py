@@ -30,9 +30,15 @@ def load_state_dict(path: Path) -> dict[str, np.ndarray]:
     """Ours, or the tutorial's `.para`."""
     try:
         with open(path, "rb") as f:
-            state = unpickle(f, path)
+            state = _filled(_AllowListUnpickler(f).load(), {})
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    except _Refused as exc:
+        raise UsageError(f"{path} {exc}") from None
+    except MemoryError:
+        raise UsageError(f"{path} declares more data than this machine can hold") from None
+    except Exception:  # truncated or foreign bytes raise any of a dozen unpickling errors
+        raise UsageError(f"{path} is corrupt or truncated; not a Paddle state dict") from None
     if not isinstance(state, dict) or not state:
         raise UsageError(f"{path} is not a Paddle state dict")
     state.pop("StructuredToParameterName@@", None)  # Paddle 2's name map, beside the arrays
@@ -42,17 +48,6 @@ def load_state_dict(path: Path) -> dict[str, np.ndarray]:
         if not isinstance(name, str) or not isinstance(value, np.ndarray):
             raise UsageError(f"{path} is not a Paddle state dict of arrays ({name!r}: {type(value).__name__})")
     return state
-
-
-def unpickle(f: Any, path: Path) -> Any:
-    try:
-        return _filled(_AllowListUnpickler(f).load(), {})
-    except _Refused as exc:
-        raise UsageError(f"{path} {exc}") from None
-    except MemoryError:
-        raise UsageError(f"{path} declares more data than this machine can hold") from None
-    except Exception:  # truncated or foreign bytes raise any of a dozen unpickling errors
-        raise UsageError(f"{path} is corrupt or truncated; not a Paddle state dict or paddle_ddpg checkpoint") from None
 
 
 class _Refused(Exception):
@@ -99,8 +94,7 @@ def _reconstruct(subtype: Any, shape: Any, dtype: Any) -> _PendingArray:
     return _PendingArray()
 
 
-def _latin1(text: Any, encoding: Any) -> bytes:
-    """`_codecs.encode` as protocol 2 writes an array's bytes."""
+def _latin1(text: Any, encoding: Any) -> bytes:  # `_codecs.encode` as protocol 2 writes an array's bytes
     if not isinstance(text, str) or encoding != "latin1":
         raise _Refused("encodes text in a way a saved state never does")
     return text.encode("latin1")

@@ -1,12 +1,10 @@
 """The tutorial's training loop (section 四) as a program: `python -m paddle_ddpg.train`.
-
 The loop is `loop.Trainer`; here a run gets its settings, checkpoint to resume from, directories and lock."""
 
 from __future__ import annotations
 
 if __name__ == "__main__":  # a program starting: its process settings go in before Paddle loads
     from paddle_ddpg.device import prepare_process
-
     prepare_process()
 
 import argparse
@@ -94,15 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with stop.installed():
             summary = train(config, args.preset or "tutorial", resume=saved, overwrite=args.overwrite, stop=stop,
                             progress=not args.no_progress)
-    except UsageError as exc:
-        parser.exit(2, f"{parser.prog}: error: {exc}\n")
-    except (TrainingDiverged, EnvironmentFault, SaveError) as exc:
-        diverged = "training diverged: " if isinstance(exc, TrainingDiverged) else ""
-        print(f"{parser.prog}: error: {diverged}{exc}", file=sys.stderr)
-        return 1
+    except (UsageError, SaveError, TrainingDiverged, EnvironmentFault) as exc:
+        parser.fail(exc, "training diverged: " if isinstance(exc, TrainingDiverged) else "")
     except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted before training started", file=sys.stderr)
-        return 130
+        parser.exit(130, f"{parser.prog}: interrupted before training started\n")
     print(json.dumps(summary), flush=True)
     if summary["interrupted"]:
         print(f"interrupted by {summary['interrupted']}; checkpoint saved. Resume with:\n  python -m "

@@ -387,12 +387,10 @@ def test_integers_out_of_any_range(changes: dict[str, Any], message: str) -> Non
 
 
 def test_engine_from_flags_and_file_and_version_01s_names(tmp_path: Path) -> None:
-    """`--engine fast|plain`; version 0.1's `--fused`/`--no-fused` and `"fused": true/false` in a file (its
-    runs' config.json) still work; anything else is refused."""
+    """`--engine fast|plain`; version 0.1's `"fused": true/false` in a file (its runs' config.json) still works;
+    anything else is refused."""
     assert PRESETS["tutorial"].engine == "fast"
     assert _resolve("--engine", "plain").engine == "plain"
-    assert _resolve("--no-fused").engine == "plain"
-    assert _resolve("--no-fused", "--fused").engine == "fast"
     assert _resolve("--config", _write(tmp_path / "off.json", {"fused": False})).engine == "plain"
     assert _resolve("--config", _write(tmp_path / "on.json", {"engine": "plain", "fused": True})).engine == "fast"
     with pytest.raises(UsageError, match="engine must be one of fast, plain, got 'jit'"):

@@ -189,22 +189,31 @@ def test_the_checkpoint_is_safetensors_with_the_document_in_its_metadata(base_ru
     assert sorted(referred) == sorted(names) and len(referred) == len(set(referred))
 
 
-@pytest.mark.parametrize("version", ["0.1", "0.2"])
-def test_checkpoints_of_earlier_versions_resume_and_are_rewritten(base_copy: TrainedRun, version: str) -> None:
+def test_a_checkpoint_of_02_resumes_and_is_rewritten(base_copy: TrainedRun) -> None:
     path = base_copy.run_dir / CHECKPOINT_NAME
     state = load_checkpoint(path)
     for key in ("path", "format", "record"):
         state.pop(key)
-    if version == "0.1":
-        path.write_bytes(pickle.dumps({"format": "paddle_ddpg/1", **state}, protocol=pickle.HIGHEST_PROTOCOL))
-    else:
-        arrays: list[np.ndarray] = []
-        document = json.loads(json.dumps(state, default=lambda a: {"__ndarray__": arrays.append(a) or len(arrays) - 1}))
-        _zip_checkpoint(path, document, arrays)
-    assert load_checkpoint(path)["format"] == {"0.1": "paddle_ddpg/1", "0.2": "paddle_ddpg/2"}[version]
+    arrays: list[np.ndarray] = []
+    document = json.loads(json.dumps(state, default=lambda a: {"__ndarray__": arrays.append(a) or len(arrays) - 1}))
+    _zip_checkpoint(path, document, arrays)
+    assert load_checkpoint(path)["format"] == "paddle_ddpg/2"
     result = run_cli("train", "--resume", "model/base", "--episodes", "4", cwd=base_copy.root)
     assert result.returncode == 0, result.stderr
     assert path.read_bytes()[8:9] == b"{" and load_checkpoint(path)["episode"] == 4
+
+
+def test_a_checkpoint_of_01_is_refused_with_how_to_convert_it(base_copy: TrainedRun) -> None:
+    """0.1's pickles are never unpickled: one line naming the version that converts them."""
+    path = base_copy.run_dir / CHECKPOINT_NAME
+    state = load_checkpoint(path)
+    for key in ("path", "format", "record"):
+        state.pop(key)
+    path.write_bytes(pickle.dumps({"format": "paddle_ddpg/1", **state}, protocol=pickle.HIGHEST_PROTOCOL))
+    before = snapshot(base_copy.root)
+    assert_usage_error(run_cli("train", "--resume", "model/base", "--episodes", "4", cwd=base_copy.root),
+                       "is a 0.1 checkpoint", "resume it once with paddle_ddpg 0.2")
+    assert snapshot(base_copy.root) == before
 
 
 # A run's files stay inside the run
