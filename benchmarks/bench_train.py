@@ -17,6 +17,13 @@ state; medians and ratios are reported:
     python benchmarks/bench_train.py --seeds 0 1 2                   # both measurements
     python benchmarks/bench_train.py --only threshold --seeds 0 1 2 3 4
     python benchmarks/bench_train.py --only throughput --engine fast plain --seeds 0 1
+
+With --like-for-like the threshold measurement compares implementations, not settings: paddle_ddpg trains the
+`Pendulum-v1` preset (the zoo's settings) with the action at the critic's input, as SB3's critic takes it;
+--sb3-per-step also makes SB3 update once per step, as paddle_ddpg does, instead of the zoo's 200 updates at
+each episode's end (the same number of updates, on staler data).
+
+    python benchmarks/bench_train.py --only threshold --like-for-like --threads 1 --seeds 0 1 2 3 4 5
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ prepare_process()  # as the programs do, before Paddle loads
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -96,8 +104,10 @@ def time_to_threshold(evals: list[dict[str, float]]) -> float | None:
     return next((e["train_seconds"] for e in evals if e["mean"] >= THRESHOLD), None)
 
 
-def ours_threshold(seed: int, workdir: str) -> dict[str, Any]:
-    summary = run_json([sys.executable, "-m", "paddle_ddpg.train", "--preset", "fast", "--seed", str(seed),
+def ours_threshold(seed: int, workdir: str, like_for_like: bool, threads: int) -> dict[str, Any]:
+    settings = ["--preset", "Pendulum-v1", "--critic-action-layer", "0"] if like_for_like else ["--preset", "fast"]
+    summary = run_json([sys.executable, "-m", "paddle_ddpg.train", *settings, "--seed", str(seed),
+                        "--threads", str(threads),
                         "--total-steps", str(BUDGET), "--episodes", str(BUDGET // 200),
                         "--eval-interval", str(EVAL_EVERY_STEPS // 200), "--eval-episodes", str(EVAL_EPISODES),
                         "--run-name", f"threshold_s{seed}", "--overwrite"], workdir)
@@ -123,18 +133,21 @@ def noise_free_return(policy: Any, env: gym.Env, seed: int, episodes: int = EVAL
     return float(np.mean(returns))
 
 
-def sb3_threshold(seed: int) -> dict[str, Any]:
+def sb3_threshold(seed: int, per_step: bool, threads: int) -> dict[str, Any]:
     import torch
     from stable_baselines3 import DDPG
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.noise import NormalActionNoise
 
+    if threads:
+        torch.set_num_threads(threads)
     env, eval_env = gym.make("Pendulum-v1"), gym.make("Pendulum-v1")
+    schedule = dict(train_freq=1, gradient_steps=1) if per_step else dict(train_freq=(1, "episode"), gradient_steps=-1)
     # SB3 adds the noise to the action rescaled to [-1, 1], so the zoo's noise_std 0.1 is sigma 0.1 itself,
     # not 0.1 times the half-range as paddle_ddpg's noise_std counts it (0.2 N m on Pendulum either way).
     model = DDPG("MlpPolicy", env, gamma=0.98, buffer_size=200_000, learning_starts=10_000, learning_rate=1e-3,
-                 action_noise=NormalActionNoise(np.zeros(1), np.full(1, 0.1)), train_freq=(1, "episode"),
-                 gradient_steps=-1, policy_kwargs={"net_arch": [400, 300]}, seed=seed, device="cpu", verbose=0)
+                 action_noise=NormalActionNoise(np.zeros(1), np.full(1, 0.1)), **schedule,
+                 policy_kwargs={"net_arch": [400, 300]}, seed=seed, device="cpu", verbose=0)
 
     class Evaluate(BaseCallback):
         """Noise-free evaluation every EVAL_EVERY_STEPS, with its time kept out of the training time."""
@@ -198,15 +211,25 @@ def main() -> None:
     parser.add_argument("--only", choices=("throughput", "threshold"))
     parser.add_argument("--engine", nargs="+", choices=ENGINES, default=["fast"],
                         help="the engines the throughput measurement trains with, each beside the same port run")
+    parser.add_argument("--like-for-like", action="store_true",
+                        help="threshold: paddle_ddpg on the zoo's settings (Pendulum-v1 preset, action at the critic's "
+                             "input) instead of its tuned `fast` preset")
+    parser.add_argument("--sb3-per-step", action="store_true",
+                        help="threshold: SB3 updates once per step instead of 200 times at each episode's end")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="threshold: CPU threads of both sides (0: each library's default)")
     parser.add_argument("--out", default="benchmarks/results/train.json")
     args = parser.parse_args()
-    results: dict[str, Any] = {"seeds": args.seeds}
+    results: dict[str, Any] = {"seeds": args.seeds, "like_for_like": args.like_for_like,
+                               "sb3_per_step": args.sb3_per_step, "threads": args.threads,
+                               "load_average_at_start": os.getloadavg()}
     with tempfile.TemporaryDirectory() as workdir:
         if args.only in (None, "throughput"):
             runs = [throughput(seed, args.engine, workdir) for seed in args.seeds]
             results["throughput"] = {"runs": runs, **throughput_summary(runs, args.engine)}
         if args.only in (None, "threshold"):
-            runs = [{"seed": seed, "paddle_ddpg": ours_threshold(seed, workdir), "sb3": sb3_threshold(seed)}
+            runs = [{"seed": seed, "paddle_ddpg": ours_threshold(seed, workdir, args.like_for_like, args.threads),
+                     "sb3": sb3_threshold(seed, args.sb3_per_step, args.threads), "load_average": os.getloadavg()}
                     for seed in args.seeds]
             summary = {name: {"median_seconds_to_threshold": median([r[name]["seconds_to_threshold"] for r in runs]),
                               "median_final_eval": statistics.median(r[name]["final_eval"] for r in runs),
