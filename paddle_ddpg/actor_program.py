@@ -1,7 +1,6 @@
 """An export's program and weights, checked before Paddle reads them: a program runs whatever ops it holds (a
 file-writing `save_combine` as readily as a `matmul`), and Paddle's weights reader allocates whatever sizes the
-file declares. Hand-written: Paddle offers no check of its formats, and its readers trust the file.
-"""
+file declares. Hand-written: Paddle offers no check of its formats, and its readers trust the file."""
 
 from __future__ import annotations
 
@@ -18,6 +17,7 @@ from typing import Any
 from google.protobuf import descriptor_pb2, descriptor_pool, message, message_factory
 
 from paddle_ddpg.config import UsageError
+from paddle_ddpg.files import read_regular
 
 PROGRAM_LIMIT = 1 << 22  # bytes: an actor's program takes about 1.5 kB a layer
 MAX_DIM = 1 << 24  # largest size a tensor's dimension may declare, as checkpoint.MAX_WIDTH
@@ -70,10 +70,7 @@ class Refused(Exception):
 
 def check_program(path: Path, params_bytes: int) -> bytes:
     """The bytes of the program at `path` if it is an exported actor's whose parameters fit in `params_bytes`."""
-    with open(path, "rb") as f:
-        text = f.read(PROGRAM_LIMIT + 1)
-    if len(text) > PROGRAM_LIMIT:
-        raise UsageError(f"{path} is larger than an exported actor's program ({PROGRAM_LIMIT} bytes at most)")
+    text = read_regular(path, PROGRAM_LIMIT, "exported program")
     try:
         declared = _check(json.loads(text.decode("utf-8"), object_pairs_hook=_unique_keys,
                                      parse_constant=_not_a_number))

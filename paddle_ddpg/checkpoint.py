@@ -28,7 +28,7 @@ from paddle_ddpg.snapshot import load_state_dict as load_state_dict  # a run's s
 
 CHECKPOINT_SUFFIX = ".pdckpt"
 CHECKPOINT_NAME = "checkpoint" + CHECKPOINT_SUFFIX
-FORMAT, ZIP_FORMAT, PICKLED_FORMAT = "paddle_ddpg/4", "paddle_ddpg/2", "paddle_ddpg/1"  # 0.2 zips, 0.1 pickles (refused)
+FORMAT, ZIP_FORMAT, PICKLED_FORMAT = "paddle_ddpg/4", "paddle_ddpg/2", "paddle_ddpg/1"  # 0.2 zips, 0.1 pickles
 SAFETENSORS_FORMATS = ("paddle_ddpg/3", FORMAT)  # 3: 0.3's, whose DDPG ignored policy_delay
 DOCUMENT_KEY = "paddle_ddpg"  # the metadata entry holding the JSON document
 MAX_WIDTH = 1 << 24  # largest observation or action size a file may declare

@@ -9,7 +9,6 @@ import dataclasses
 import json
 import os
 import re
-import stat
 import typing
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import yaml
 
 from paddle_ddpg.config import CHOICES, PRESETS, Config, UsageError, error_summary, field_types
+from paddle_ddpg.files import read_regular
 
 CONFIG_FILE_LIMIT = 1 << 20
 # No setting takes a longer integer (a seed is below 2**64); Python's own error past 4,300 digits names its setting.
@@ -27,7 +27,10 @@ YAML_SUFFIXES = (".yaml", ".yml")
 def load_config_file(path: str) -> dict[str, Any]:
     """Config fields from JSON or YAML (by extension, else content), or one section under an env id as in
     rl-baselines3-zoo's files. A key given twice is refused: both formats would silently keep the last value."""
-    text = _read_settings_text(path)
+    try:
+        text = read_regular(path, CONFIG_FILE_LIMIT, "config file").decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"config file {path} is not UTF-8 text") from None
     suffix = os.path.splitext(path)[1].lower()
     is_yaml = suffix in YAML_SUFFIXES or (suffix != ".json" and not text.lstrip().startswith(("{", "[")))
     values = _parse(text, path, is_yaml)
@@ -40,32 +43,6 @@ def load_config_file(path: str) -> dict[str, Any]:
                              f"({', '.join(map(str, sections))}); keep the one to train")
         return {"env": sections[0], **values[sections[0]]}
     return values
-
-
-def _read_settings_text(path: str) -> str:
-    """A regular file of at most CONFIG_FILE_LIMIT bytes, checked before opening (a FIFO blocks the open, /dev/zero
-    never ends) and on what was opened (the path may have been replaced meanwhile)."""
-    try:
-        before = os.stat(path)
-        if not stat.S_ISREG(before.st_mode):
-            kind = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket"}
-            raise UsageError(f"config file {path} is {kind.get(stat.S_IFMT(before.st_mode), 'a device')}, not a "
-                             "regular file")
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-        with open(fd, "rb") as f:
-            opened = os.fstat(fd)
-            if (opened.st_dev, opened.st_ino) != (before.st_dev, before.st_ino) or not stat.S_ISREG(opened.st_mode):
-                raise UsageError(f"config file {path} was replaced while it was being opened")
-            data = f.read(CONFIG_FILE_LIMIT + 1)
-        if len(data) > CONFIG_FILE_LIMIT:
-            raise UsageError(f"config file {path} is larger than {CONFIG_FILE_LIMIT // 1024} KiB; not a settings file")
-        return data.decode("utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"config file not found: {path}") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read config file {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"config file {path} is not UTF-8 text") from None
 
 
 def _digits(number: str, error: Callable[[str], Exception] = UsageError) -> str:

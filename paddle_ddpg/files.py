@@ -1,5 +1,6 @@
-"""Writing files so that no crash, kill, full disk or second process costs a user their work. The run lock is
-`fcntl.flock` itself: the filelock package truncates the lock file as it tries it, erasing the holder's line."""
+"""Reading files from elsewhere within bounds, and writing so that no crash, kill, full disk or second process costs a
+user their work. The run lock is `fcntl.flock` itself: the filelock package truncates the lock file as it tries it,
+erasing the holder's line."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import errno
 import os
 import re
 import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Callable
@@ -27,6 +29,30 @@ _TEMP = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # what `temporary` names
 
 class SaveError(Exception):
     """A file could not be written (a full disk, say); its previous version, if any, is intact."""
+
+
+def read_regular(path: str | Path, limit: int, what: str) -> bytes:
+    """At most `limit` bytes, of a regular file: checked before opening (a FIFO blocks the open, /dev/zero never ends)
+    and on what was opened (the path may have been replaced meanwhile)."""
+    try:
+        before = os.stat(path)
+        if not stat.S_ISREG(before.st_mode):
+            kind = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket"}
+            raise UsageError(f"{what} {path} is {kind.get(stat.S_IFMT(before.st_mode), 'a device')}, not a regular "
+                             "file")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        with open(fd, "rb") as f:
+            opened = os.fstat(fd)
+            if (opened.st_dev, opened.st_ino) != (before.st_dev, before.st_ino) or not stat.S_ISREG(opened.st_mode):
+                raise UsageError(f"{what} {path} was replaced while it was being opened")
+            data = f.read(limit + 1)
+    except FileNotFoundError:
+        raise UsageError(f"{what} not found: {path}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {path}: {exc.strerror}") from None
+    if len(data) > limit:
+        raise UsageError(f"{what} {path} is larger than {limit // 1024} KiB")
+    return data
 
 
 def temporary(path: Path, directory: bool = False) -> Path:

@@ -21,6 +21,7 @@ from paddle_ddpg.actor_program import check_paddle_params, check_program
 from paddle_ddpg.cli import load_config_file
 from paddle_ddpg.config import Config, UsageError, error_summary
 from paddle_ddpg.env import make_env
+from paddle_ddpg.files import read_regular
 from paddle_ddpg.networks import Actor
 
 # An export: the program (Paddle's PIR format), weights, meta; not PREFIX.meta.json, which `paddle.jit.load` reads
@@ -67,21 +68,20 @@ class Policy:
 
     def make_env(self, env_id: str | None = None, render_mode: str | None = None) -> gym.Env:
         """The env the policy was trained on (or `env_id`), with the run's step limit, checked to fit."""
-        if env_id is None and self.env_id is None:
-            raise UsageError("the file carries no environment id; pass --env")
-        env_id = env_id or self.env_id
-        env = make_env(env_id, self.max_episode_steps if env_id == self.env_id else 0, render_mode=render_mode)
-        check_dims(env_id, self.env_id or env_id, self.state_dim, self.action_dim, env)
-        return env
+        return fitting_env(env_id, self.env_id, self.max_episode_steps, (self.state_dim, self.action_dim), render_mode)
 
 
-def check_dims(env_id: str, trained_on: str, state_dim: int, action_dim: int, env: gym.Env) -> None:
-    """Refuse an env whose sizes differ from the policy's with a sentence, not a shape error."""
-    have = (env.observation_space.shape[0], env.action_space.shape[0])
-    if have != (state_dim, action_dim):
+def fitting_env(env_id: str | None, trained_on: str | None, steps: int, sizes: tuple[int, int],
+                render_mode: str | None = None) -> gym.Env:
+    """`env_id`, else `trained_on` with the run's step limit `steps`; one of other sizes is refused in a sentence."""
+    if env_id is None and trained_on is None:
+        raise UsageError("the file carries no environment id; pass --env")
+    env = make_env(env_id or trained_on, steps if env_id in (None, trained_on) else 0, render_mode=render_mode)
+    if (have := (env.observation_space.shape[0], env.action_space.shape[0])) != sizes:
         env.close()
-        raise UsageError(f"the policy was trained on {trained_on} (observation {state_dim}, action {action_dim}); "
-                         f"{env_id} has observation {have[0]}, action {have[1]}")
+        raise UsageError(f"the policy was trained on {trained_on or env_id} (observation {sizes[0]}, action "
+                         f"{sizes[1]}); {env_id or trained_on} has observation {have[0]}, action {have[1]}")
+    return env
 
 
 def load_policy(path: str | Path, env_id: str | None = None) -> Policy:
@@ -113,17 +113,13 @@ def load_policy(path: str | Path, env_id: str | None = None) -> Policy:
     if (any(len(s) != 2 or min(s) < 1 for s in shapes) or any(a[1] != b[0] for a, b in zip(shapes, shapes[1:]))
             or [tuple(np.shape(weights[f"fc{i}.bias"])) for i in layers] != [(s[1],) for s in shapes]):
         raise UsageError(f"{file} does not hold actor weights (layer sizes {shapes} do not chain)")
-    trained_on = run.env if "env" in run_config else None
-    if env_id is None and trained_on is None:
-        raise UsageError(f"{file} carries no environment id; pass --env")
-    env_id, steps = env_id or trained_on, run.max_episode_steps if env_id in (None, trained_on) else 0
-    env = make_env(env_id, steps)
-    check_dims(env_id, trained_on or env_id, shapes[0][0], shapes[-1][1], env)
-    low, high = env.action_space.low.astype(np.float32), env.action_space.high.astype(np.float32)
-    env.close()
-    actor = Actor(shapes[0][0], shapes[-1][1], low, high, hidden=[s[1] for s in shapes[:-1]])
+    trained_on, sizes = run.env if "env" in run_config else None, (shapes[0][0], shapes[-1][1])
+    with fitting_env(env_id, trained_on, run.max_episode_steps, sizes) as env:
+        low, high = env.action_space.low.astype(np.float32), env.action_space.high.astype(np.float32)
+    actor = Actor(*sizes, low, high, hidden=[s[1] for s in shapes[:-1]])
     actor.set_state_dict({k: np.asarray(v, np.float32) for k, v in weights.items()})
-    return Policy(actor, env_id, shapes[0][0], shapes[-1][1], low, high, steps, config)
+    steps = run.max_episode_steps if env_id in (None, trained_on) else 0
+    return Policy(actor, env_id or trained_on, *sizes, low, high, steps, config)
 
 
 def exported_prefix(path: str) -> str | None:
@@ -185,14 +181,12 @@ META_FIELDS: dict[str, Callable[[Any], bool]] = {
 def read_meta(prefix: str) -> dict[str, Any]:
     """An export's meta file, every field checked for its type."""
     path = Path(prefix + META_SUFFIX)
-    if not path.is_file():  # a FIFO would block the read
+    if not path.exists():
         raise UsageError(f"exported model {prefix} is incomplete: no {path}")
     try:
-        with open(path, "rb") as f:
-            text = f.read(META_LIMIT + 1)
-        meta = json.loads(text) if len(text) <= META_LIMIT else None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise UsageError(f"{path} is unreadable or not valid JSON") from None
+        meta = json.loads(read_regular(path, META_LIMIT, "export meta file"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise UsageError(f"{path} is not valid JSON") from None
     if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:
         raise UsageError(f"{path} is not a paddle_ddpg export meta file")
     for key, ok in META_FIELDS.items():

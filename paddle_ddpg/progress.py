@@ -1,7 +1,6 @@
 """Progress bars (tqdm) on stderr when it is a terminal: logs, pipes and CI get the same lines as without.
 While a bar shows, stdout goes through it so that printed lines and the bar never tear each other (tqdm's
-DummyTqdmFile would clear only bars on stdout and drop an unfinished line).
-"""
+DummyTqdmFile would clear only bars on stdout and drop an unfinished line)."""
 
 from __future__ import annotations
 

@@ -154,10 +154,9 @@ class RunFiles(Hooks):
 
 
 class RunLog:
-    """VisualDL's writer, whose thread swallows errors (on a full disk it logs nothing): `commit` reads the record
-    back, each frame an 8-byte little-endian length and the bytes, and cuts a short one back to its last good point.
-    It appends to the newest record, the one VisualDL shows; `cut_back` drops what a killed run logged after its
-    checkpoint, so no step appears twice."""
+    """VisualDL's writer, whose thread swallows errors (a full disk): `commit` reads the frames (an 8-byte length, the
+    bytes) back, cutting a short record back to its last good point. It appends to the newest record, the one VisualDL
+    shows; `cut_back` drops what a killed run logged after its checkpoint, so no step appears twice."""
 
     def __init__(self, log_dir: Path, cut_back: tuple[str, int] | None = None) -> None:
         existing = sorted(log_dir.glob("vdlrecords.*.log"))
@@ -204,6 +203,4 @@ class RunLog:
         self.writer.close()
 
     def _size(self) -> int:
-        with contextlib.suppress(OSError):
-            return os.stat(self.path).st_size
-        return -1
+        return self.path.stat().st_size if self.path.is_file() else -1

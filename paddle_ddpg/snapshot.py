@@ -1,5 +1,4 @@
 """The tutorial's snapshots (`ddpg-actor<episode>.pdparams`, what `paddle.save` writes), read without running code.
-
 No library reads a pickle safely, hence this hand-written allow-list of dicts, lists, numbers, strings and arrays of
 numbers; numpy's array constructors, which allocate a declared shape before its bytes, are replaced by checked ones."""
 
