@@ -27,13 +27,33 @@ YAML_SUFFIXES = (".yaml", ".yml")
 def load_config_file(path: str) -> dict[str, Any]:
     """Config fields from JSON or YAML (by extension, else content), or one section under an env id as in
     rl-baselines3-zoo's files. A key given twice is refused: both formats would silently keep the last value."""
+    data, suffix = read_regular(path, CONFIG_FILE_LIMIT, "config file"), os.path.splitext(path)[1].lower()
     try:
-        text = read_regular(path, CONFIG_FILE_LIMIT, "config file").decode("utf-8")
+        text = data.decode("utf-8")
+        is_yaml = suffix in YAML_SUFFIXES or (suffix != ".json" and not text.lstrip().startswith(("{", "[")))
+        values = yaml.load(text, Loader=_SettingsLoader) if is_yaml else json.loads(
+            text, parse_int=lambda digits: int(_digits(digits)), object_pairs_hook=_json_object)
     except UnicodeDecodeError:
         raise UsageError(f"config file {path} is not UTF-8 text") from None
-    suffix = os.path.splitext(path)[1].lower()
-    is_yaml = suffix in YAML_SUFFIXES or (suffix != ".json" and not text.lstrip().startswith(("{", "[")))
-    values = _parse(text, path, is_yaml)
+    except RecursionError:
+        raise UsageError(f"config file {path} nests too deeply to be a settings file") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"config file {path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    except UsageError as exc:  # from the JSON hooks, which do not know the path
+        raise UsageError(f"config file {path}: {exc}") from None
+    except yaml.constructor.ConstructorError as exc:
+        tag = re.search(r"tag '([^']*)'", str(exc.problem))
+        line = f" (line {exc.problem_mark.line + 1})" if exc.problem_mark else ""
+        if tag:
+            name = tag.group(1).replace("tag:yaml.org,2002:", "!!")
+            raise UsageError(f"config file {path}: YAML tag {name} refused{line}; settings are plain values, and "
+                             "a tag could run code") from None
+        raise UsageError(f"config file {path} is not valid YAML settings: {exc.problem}{line}") from None
+    except yaml.MarkedYAMLError as exc:
+        line = f" at line {exc.problem_mark.line + 1}" if exc.problem_mark else ""
+        raise UsageError(f"config file {path} is not valid YAML: {exc.problem}{line}") from None
+    except yaml.YAMLError as exc:  # unmarked: a byte YAML does not allow, say
+        raise UsageError(f"config file {path} is not valid YAML: {error_summary(exc)}") from None
     if not isinstance(values, dict):
         raise UsageError(f"config file {path} must hold a {'mapping' if is_yaml else 'JSON object'} of settings")
     sections = [key for key, value in values.items() if isinstance(value, dict)]
@@ -92,32 +112,6 @@ _SettingsLoader.add_constructor("tag:yaml.org,2002:int", _SettingsLoader.constru
 _SettingsLoader.add_implicit_resolver("tag:yaml.org,2002:float",
                                       re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
                                       list("-+0123456789"))
-
-
-def _parse(text: str, path: str, is_yaml: bool) -> Any:
-    try:
-        if is_yaml:
-            return yaml.load(text, Loader=_SettingsLoader)
-        return json.loads(text, parse_int=lambda digits: int(_digits(digits)), object_pairs_hook=_json_object)
-    except RecursionError:
-        raise UsageError(f"config file {path} nests too deeply to be a settings file") from None
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"config file {path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
-    except UsageError as exc:  # from the JSON hooks, which do not know the path
-        raise UsageError(f"config file {path}: {exc}") from None
-    except yaml.constructor.ConstructorError as exc:
-        tag = re.search(r"tag '([^']*)'", str(exc.problem))
-        line = f" (line {exc.problem_mark.line + 1})" if exc.problem_mark else ""
-        if tag:
-            name = tag.group(1).replace("tag:yaml.org,2002:", "!!")
-            raise UsageError(f"config file {path}: YAML tag {name} refused{line}; settings are plain values, and "
-                             "a tag could run code") from None
-        raise UsageError(f"config file {path} is not valid YAML settings: {exc.problem}{line}") from None
-    except yaml.MarkedYAMLError as exc:
-        line = f" at line {exc.problem_mark.line + 1}" if exc.problem_mark else ""
-        raise UsageError(f"config file {path} is not valid YAML: {exc.problem}{line}") from None
-    except yaml.YAMLError as exc:  # unmarked: a byte YAML does not allow, say
-        raise UsageError(f"config file {path} is not valid YAML: {error_summary(exc)}") from None
 
 
 class Parser(argparse.ArgumentParser):

@@ -126,8 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--checkpoint", required=True,
                         help="a run directory, its checkpoint.pdckpt, or an <algo>-actor<episode>.pdparams")
     parser.add_argument("--output", required=True, metavar="PREFIX",
-                        help=f"path prefix of the files written: PREFIX{PROGRAM_SUFFIX}, PREFIX{PARAMS_SUFFIX}, "
-                             f"PREFIX{META_SUFFIX}")
+                        help="path prefix of the files written: " + ", ".join(f"PREFIX{s}" for s in SUFFIXES))
     parser.add_argument("--env", default=None, metavar="ID",
                         help="environment id (default: the one the checkpoint trained on)")
     args = parser.parse_args(argv)
