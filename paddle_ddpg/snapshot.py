@@ -17,6 +17,7 @@ from paddle_ddpg.config import UsageError
 from paddle_ddpg.files import atomic_write
 
 NUMBER_KINDS = "biuf"  # bool, signed and unsigned integers, floats: never objects
+_NDARRAY = object()  # what the file gets for `numpy.ndarray`: good only as `_reconstruct`'s first argument
 
 
 def save_state_dict(path: Path, state: dict[str, Any]) -> None:
@@ -53,10 +54,6 @@ class _Refused(Exception):
     """The rest of a one-line refusal, after the file's name."""
 
 
-class _NdarrayType:
-    """What the file gets for `numpy.ndarray`: good only as `_reconstruct`'s first argument, never callable."""
-
-
 class _PendingArray:
     """`_reconstruct`'s result: no memory until BUILD hands it the array's state, bytes included."""
 
@@ -88,7 +85,7 @@ def _from_bytes(data: Any, dtype: Any, shape: Any, order: str) -> np.ndarray:
 
 
 def _reconstruct(subtype: Any, shape: Any, dtype: Any) -> _PendingArray:
-    if subtype is not _NdarrayType:
+    if subtype is not _NDARRAY:
         raise _Refused("builds an object other than a numpy array")
     return _PendingArray()
 
@@ -101,7 +98,7 @@ def _latin1(text: Any, encoding: Any) -> bytes:  # `_codecs.encode` as protocol 
 
 # What the file's globals become: numpy's array constructors are replaced by the checked ones above.
 _ALLOWED: dict[tuple[str, str], Any] = {
-    ("numpy", "ndarray"): _NdarrayType, ("numpy", "dtype"): np.dtype, ("collections", "OrderedDict"): dict,
+    ("numpy", "ndarray"): _NDARRAY, ("numpy", "dtype"): np.dtype, ("collections", "OrderedDict"): dict,
     ("builtins", "tuple"): tuple,  # Paddle 2.x pickled each tensor as tuple((name, array))
     ("_codecs", "encode"): _latin1,
     **{key: value for core in ("numpy.core", "numpy._core") for key, value in (
@@ -130,7 +127,7 @@ def _filled(value: Any, done: dict[int, Any]) -> Any:
         if value.array is None:
             raise _Refused("declares an array it holds no bytes for; not loaded")
         return value.array
-    if isinstance(value, np.dtype) or value is _NdarrayType:
+    if isinstance(value, np.dtype) or value is _NDARRAY:
         raise _Refused("holds a numpy type where a saved state holds values")
     if isinstance(value, dict):
         out: Any = {_filled(k, done): _filled(v, done) for k, v in value.items()}
