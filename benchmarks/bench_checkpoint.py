@@ -1,5 +1,5 @@
 """The checkpoint format: size on disk and seconds to save and load, this version's safetensors file against
-version 0.2's zip of `.npy` arrays (its own code, taken from git) and version 0.1's pickle.
+version 0.2's zip of `.npy` arrays (its own code, taken from git).
 
 Two full training states, built as `train` builds them (agent, optimizers with moments, a filled replay memory,
 counters and RNG states): the tutorial preset on Pendulum-v1 with all 50000 transitions, and the 400-300
@@ -16,7 +16,6 @@ import argparse
 import importlib.util
 import json
 import os
-import pickle
 import statistics
 import subprocess
 import sys
@@ -32,7 +31,6 @@ import numpy as np
 from paddle_ddpg import checkpoint
 from paddle_ddpg.agent import DDPG
 from paddle_ddpg.config import PRESETS, Config
-from paddle_ddpg.files import atomic_write
 from paddle_ddpg.memory import Memory
 
 STATE_DIM, ACTION_DIM = 3, 1  # Pendulum
@@ -79,27 +77,20 @@ def seconds(fn: Callable[[], Any]) -> float:
 
 
 def measure(state: dict[str, Any], old: ModuleType, directory: Path, repeats: int) -> dict[str, Any]:
-    new, zipped, pickled = directory / "new.pdckpt", directory / "v02.pdckpt", directory / "v01.pdckpt"
+    new, zipped = directory / "new.pdckpt", directory / "v02.pdckpt"
     legacy = {key: value for key, value in state.items() if key != "record"}
-
-    def save_pickle() -> None:  # as version 0.1 saved: a pickle, through the same atomic write
-        atomic_write(pickled, lambda f: pickle.dump({"format": "paddle_ddpg/1", **legacy}, f,
-                                                    protocol=pickle.HIGHEST_PROTOCOL))
 
     cases = {"save (safetensors)": lambda: checkpoint.save_checkpoint(new, state),
              "save (0.2: zip of .npy)": lambda: old.save_checkpoint(zipped, legacy),
-             "save (0.1: pickle)": save_pickle,
              "load (safetensors)": lambda: checkpoint.load_checkpoint(new),
              "load 0.2's zip as 0.2 did": lambda: old.load_checkpoint(zipped),
-             "load 0.2's zip as this version does": lambda: checkpoint.load_checkpoint(zipped),
-             "load 0.1's pickle through the allow-list": lambda: checkpoint.load_checkpoint(pickled)}
+             "load 0.2's zip as this version does": lambda: checkpoint.load_checkpoint(zipped)}
     times: dict[str, list[float]] = {name: [] for name in cases}
     for r in range(repeats):
         # The first round saves before it loads; a reversed round loads the files of the round before.
         for name in (cases if r % 2 == 0 else reversed(list(cases))):
             times[name].append(seconds(cases[name]))
-    return {"bytes": {"safetensors": new.stat().st_size, "zip (0.2)": zipped.stat().st_size,
-                      "pickle (0.1)": pickled.stat().st_size},
+    return {"bytes": {"safetensors": new.stat().st_size, "zip (0.2)": zipped.stat().st_size},
             "median_ms": {name: round(1e3 * statistics.median(t), 2) for name, t in times.items()},
             "raw_ms": {name: [round(1e3 * x, 2) for x in t] for name, t in times.items()}}
 

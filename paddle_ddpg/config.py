@@ -138,8 +138,6 @@ class Config:
         """Return a copy with `values` applied after checking names and types; `source` names them in errors."""
         changes = {}
         for name, value in values.items():
-            if name == "fused" and isinstance(value, bool):  # the setting's name in version 0.1's config files
-                name, value = "engine", "fast" if value else "plain"
             if name not in field_types():
                 raise UsageError(f"{source}: unknown key {name!r}")
             changes[name] = _coerce(name, field_types()[name], value, source)
