@@ -15,7 +15,7 @@ _HOMES = {
     "Policy": "policy", "load_policy": "policy",
 }
 __all__ = sorted(_HOMES)
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 
 def __getattr__(name: str) -> Any:
