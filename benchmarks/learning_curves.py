@@ -45,7 +45,7 @@ from paddle_ddpg.device import cpu_threads, usable_cpus
 from paddle_ddpg.env import EVAL_STREAM, episode_seed, make_env
 from paddle_ddpg.env import evaluate
 from paddle_ddpg.policy import load_policy
-from paddle_ddpg.sweep.arguments import Sweep
+from paddle_ddpg.sweep import Sweep
 from paddle_ddpg.sweep.report import CONFIDENCE, mean_band
 from paddle_ddpg.sweep.tuning import run_sweep
 

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CLI_TIMEOUT, TINY, error_lines, free_port
-from paddle_ddpg.sweep.__main__ import main
-from paddle_ddpg.sweep.arguments import RaisingParser, build_parser, plan, prepare
+from paddle_ddpg.sweep.__main__ import RaisingParser, build_parser, main, plan, prepare
 
 SMALL = [*TINY, "--eval-interval", "1", "--actor-hidden", "16", "16", "--critic-hidden", "16", "16"]
 PROG = "python -m paddle_ddpg.sweep: error: "

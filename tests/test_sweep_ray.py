@@ -181,7 +181,7 @@ def test_a_crashing_trial_is_reported_with_the_steps_it_ran_and_the_others_finis
     good, bad = sorted(finished.trials, key=lambda t: t["lr_critic"])
     assert (good["status"], good["steps"]) == ("DONE", 150)
     assert bad["status"] == "ERROR" and "TrainingDiverged" in bad["error"] and 50 <= bad["steps"] < 150
-    assert f"ERROR after {bad['steps']} steps (traceback in " in finished.result.stdout
+    assert f"ERROR after {bad['steps']} steps, eval nan (traceback in " in finished.result.stdout
     assert table_rows(finished.result.stdout)["002"][-1] == "ERROR"
     assert finished.summary["best_config"] == {"lr_critic": 1e-3}
 
