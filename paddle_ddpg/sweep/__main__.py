@@ -1,6 +1,5 @@
-"""The sweep program: its arguments are checked before Ray starts, and a Ray of its own runs the trials, or with
---address a running cluster. Its record, sweep.json, holds the arguments that rebuild the sweep, so --resume goes
-through the checks of a new sweep."""
+"""The sweep program: every argument checked before Ray starts (a Ray of its own, or with --address a cluster's). Its
+record, sweep.json, holds the arguments that rebuild the sweep, so --resume goes through the checks of a new one."""
 
 from __future__ import annotations
 
@@ -111,9 +110,9 @@ def plan(args: argparse.Namespace, resumed: Path | None = None) -> tuple[Sweep, 
                                                      "--eval-interval above 0")
     seeds = [base.seed] if args.seeds is None else args.seeds
     grid, space = parse_items(args.grid or [], "--grid", base), parse_items(args.space or [], "--space", base)
-    for option, values in [*(("--seeds", {"seed": s}) for s in seeds),  # and the fields that must agree, such as
-                           *(("--grid", dict(zip(grid, c))) for c in itertools.product(*grid.values()))]:  # batch
-        check(base, values, option)  # and memory sizes
+    for option, values in [*(("--seeds", {"seed": s}) for s in seeds),  # and fields that must agree (batch, memory)
+                           *(("--grid", dict(zip(grid, c))) for c in itertools.product(*grid.values()))]:
+        check(base, values, option)
     for env in {base.env, *grid.get("env", []), *space.get("env", {}).get("choices", [])}:
         make_env(env, base.max_episode_steps).close()
     preset, storage = args.preset or "tutorial", Path(args.storage).resolve()

@@ -17,6 +17,7 @@ import ray
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from ray import tune
 from ray.tune.experiment import Trial
+from ray.tune.logger import JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import Repeater
 from ray.tune.search.optuna import OptunaSearch
@@ -43,9 +44,10 @@ def point_of(sweep: Sweep, params: dict[str, Any]) -> dict[str, Any]:
 def run_trial(params: dict[str, Any], sweep: Sweep) -> None:
     paddle.disable_static()  # dynamic mode is per thread, and Tune runs each trial in a thread of its own
     point = point_of(sweep, params)
-    config = Config().updated({**sweep.base, **{k: [int(v) for v in point[k].split("x")] if isinstance(
-        sweep.base[k], list) else point[k] for k in sweep.varied}, "seed": point["seed"],  # decoded sizes
-        "run_name": tune.get_context().get_trial_name()}, source=SPEC_FILE)
+    values = {k: [int(v) for v in point[k].split("x")] if isinstance(sweep.base[k], list) else point[k]
+              for k in sweep.varied}  # a list field's sizes as encode() wrote them
+    config = Config().updated({**sweep.base, **values, "seed": point["seed"],
+                               "run_name": tune.get_context().get_trial_name()}, source=SPEC_FILE)
     node, evals, run_dir = ray.get_runtime_context().get_node_id(), [], Path(config.model_dir) / config.run_name
 
     def report(**result: Any) -> None:
@@ -109,7 +111,8 @@ class Progress(tune.Callback):
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         last, error = trial.last_result, None
         if trial.status == Trial.ERROR:  # its last line, as Tune just wrote it
-            error = ([s for s in map(str.strip, Path(trial.error_file).read_text().splitlines()) if s] or ["?"])[-1]
+            text = Path(trial.error_file).read_text() if trial.error_file else "unknown error"
+            error = [s for s in map(str.strip, text.splitlines()) if s][-1]
         status = "ERROR" if error else "DONE" if last.get("finished") else "STOPPED"  # by the scheduler
         self.rows.append(row := self.row(str(trial), last, status, error))
         print(f"[{len(self.rows)}/{self.sweep.total_trials()}] {trial}: {status} after {row['steps']} steps, eval "
@@ -134,7 +137,8 @@ def run_sweep(sweep: Sweep, sweep_dir: Path, address: str | None = None, rows: l
               for n, (c, s) in zip(numbers, itertools.product(configs, sweep.seeds)) if (*c, s) not in kept]
     trainable = tune.with_resources(tune.with_parameters(run_trial, sweep=sweep), {"cpu": sweep.cpus_per_trial})
     run_config = tune.RunConfig(name=sweep_dir.name, storage_path=str(sweep_dir.parent), verbose=0,
-                                callbacks=[progress], failure_config=tune.FailureConfig(max_failures=0))
+                                failure_config=tune.FailureConfig(max_failures=0),
+                                callbacks=[JsonLoggerCallback(), progress])
     # ASHA's rungs are counted in reports; each run still ends by its own budget
     asha = ASHAScheduler(time_attr="training_iteration", max_t=10**6, **sweep.asha) if sweep.asha else None
     common = dict(metric=METRIC, mode="max", reuse_actors=True, trial_name_creator=progress.name,
