@@ -52,14 +52,19 @@ def run_name(env: str, seed: int) -> str:
     return f"{env}_s{seed}"
 
 
+def finished(saved: dict[str, Any]) -> bool:
+    """A checkpoint at its run's step budget, with the final evaluation done."""
+    evals = saved["evals"]
+    return saved["steps"] >= saved["config"]["total_steps"] and bool(evals) and evals[-1]["steps"] == saved["steps"]
+
+
 def train(env: str, seeds: list[int], root: Path) -> int:
     """Each seed from its checkpoint if it has one, else from the start; stops at the first that does not finish."""
-    total = PRESETS[env].total_steps
     for seed in seeds:
         checkpoint = root / "model" / run_name(env, seed) / CHECKPOINT_NAME
         if checkpoint.is_file():
             saved = load_checkpoint(checkpoint)
-            if saved["steps"] >= total and saved["evals"] and saved["evals"][-1]["steps"] == saved["steps"]:
+            if finished(saved):
                 print(f"{run_name(env, seed)}: finished, {saved['steps']} steps", flush=True)
                 continue
             argv = ["--resume", str(checkpoint)]
@@ -77,7 +82,7 @@ def runs_of(root: Path) -> dict[str, list[dict[str, Any]]]:
     for checkpoint in sorted((root / "model").glob(f"*_s*/{CHECKPOINT_NAME}")):
         saved = load_checkpoint(checkpoint)
         config, evals = saved["config"], saved["evals"]
-        if saved["steps"] < config["total_steps"] or not evals or evals[-1]["steps"] != saved["steps"]:
+        if not finished(saved):
             print(f"{checkpoint.parent.name}: unfinished ({saved['steps']} steps), left out", flush=True)
             continue
         found.setdefault(config["env"], []).append({
