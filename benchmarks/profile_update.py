@@ -37,10 +37,13 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, nargs="+", default=[256, 128])
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--critic-action-layer", type=int, default=Config.critic_action_layer,
+                        help="the critic layer the action joins (0: at the input, as CleanRL's)")
     parser.add_argument("--iters", type=int, default=2000)
     args = parser.parse_args()
     set_cpu_threads(args.threads)
-    config = Config(actor_hidden=tuple(args.hidden), critic_hidden=tuple(args.hidden), batch_size=args.batch_size)
+    config = Config(actor_hidden=tuple(args.hidden), critic_hidden=tuple(args.hidden), batch_size=args.batch_size,
+                    critic_action_layer=args.critic_action_layer)
     agent = DDPG(3, 1, [-2.0], [2.0], config, rng=np.random.default_rng(0))
     if (reason := accelerate(agent)) is not None:
         raise SystemExit(f"the fast engine cannot run here: {reason}")
