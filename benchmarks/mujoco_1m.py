@@ -94,7 +94,10 @@ def runs_of(root: Path) -> dict[str, list[dict[str, Any]]]:
 
 
 def spread(values: list[float], digits: int = 1) -> str:
-    return f"{np.mean(values):.{digits}f} +- {np.std(values):.{digits}f}"
+    """Mean +- the sample standard deviation over seeds; one seed's value alone."""
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{np.mean(values):.{digits}f} +- {np.std(values, ddof=1):.{digits}f}"
 
 
 def plot(env: str, runs: list[dict[str, Any]], path: Path) -> None:
@@ -122,8 +125,8 @@ def report(root: Path, out: Path) -> int:
         print(f"no finished runs under {root / 'model'}", file=sys.stderr)
         return 1
     out.mkdir(parents=True, exist_ok=True)
-    rows = ["| env | seeds | max average return | final return | TD3 paper | CleanRL TD3 | zoo TD3 | paper's DDPG | "
-            "wall per run | steps/s (training) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = [("| env | seeds | max average return | final return | TD3 paper | CleanRL TD3 | zoo TD3 | paper's DDPG | "
+             "wall per run | steps/s (training) |"), "|---|---|---|---|---|---|---|---|---|---|"]
     for env, runs in found.items():
         plot(env, runs, out / f"mujoco_1m_{env}.png")
         published = PUBLISHED.get(env, {})
@@ -136,7 +139,7 @@ def report(root: Path, out: Path) -> int:
     (out / "mujoco_1m.json").write_text(json.dumps({
         "runs": found, "published": PUBLISHED, "version": __version__,
         "machine": platform.processor() or platform.machine(), "protocol": "max and final of the noise-free "
-        "evaluations (10 episodes every 5,000 steps); mean +- std over seeds"}, indent=1) + "\n")
+        "evaluations (10 episodes every 5,000 steps); mean +- sample std over seeds"}, indent=1) + "\n")
     print("\n".join(rows))
     return 0
 
