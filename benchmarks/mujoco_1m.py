@@ -30,7 +30,6 @@ import numpy as np
 from paddle_ddpg import __version__
 from paddle_ddpg.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from paddle_ddpg.config import PRESETS
-from paddle_ddpg.sweep.report import CONFIDENCE, mean_band
 from paddle_ddpg.train import main as train_main
 
 matplotlib.use("Agg")
@@ -101,17 +100,21 @@ def spread(values: list[float], digits: int = 1) -> str:
 
 
 def plot(env: str, runs: list[dict[str, Any]], path: Path) -> None:
-    band = mean_band([(r["steps"], r["means"]) for r in runs])
+    """Each seed's curve, their mean and a band of one sample standard deviation (a t-interval over two or three
+    seeds would span most of the plot)."""
+    steps = sorted(set.intersection(*(set(r["steps"]) for r in runs)))
+    values = np.array([np.interp(steps, r["steps"], r["means"]) for r in runs])
+    mean, std = values.mean(axis=0), values.std(axis=0, ddof=1) if len(runs) > 1 else np.zeros(len(steps))
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for r in runs:
         ax.plot(r["steps"], r["means"], color="tab:blue", alpha=0.25, linewidth=0.8)
-    ax.plot(band["steps"], band["mean"], color="tab:blue", label=f"paddle_ddpg TD3 (mean of {len(runs)} seeds)")
-    ax.fill_between(band["steps"], band["low"], band["high"], color="tab:blue", alpha=0.2)
+    ax.plot(steps, mean, color="tab:blue", label=f"paddle_ddpg TD3 (mean of {len(runs)} seeds)")
+    ax.fill_between(steps, mean - std, mean + std, color="tab:blue", alpha=0.2)
     paper = float(PUBLISHED[env]["TD3 paper"].split()[0])
     ax.axhline(paper, color="tab:gray", linestyle="--", linewidth=1, label=f"TD3 paper, max over the run ({paper:.0f})")
     ax.set(xlabel="env steps", ylabel="noise-free evaluation return (10 episodes)",
-           title=f"{env}, TD3 preset, {runs[0]['steps'][-1]:,} steps\nthin: single seeds; band: {CONFIDENCE:.0%} "
-                 "t-interval of the mean")
+           title=f"{env}, TD3 preset, {runs[0]['steps'][-1]:,} steps\nthin: single seeds; band: mean +- one standard "
+                 "deviation over seeds")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
