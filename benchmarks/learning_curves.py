@@ -54,7 +54,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RUNTIME = ("threads", "device", "engine", "loss_log_interval")  # they change a run's speed, not its numbers
-SB3_UNUSED = ("critic_action_layer", "random_steps", "explore", "epsilon_min")  # settings SB3 runs do not take
+# Settings SB3 runs do not take.
+SB3_UNUSED = ("critic_action_layer", "random_steps", "explore", "epsilon_min", "tanh_penalty")
 
 
 @dataclass
@@ -118,6 +119,8 @@ def sb3_settings(config: Config) -> tuple[dict[str, Any], list[str]]:
     if config.random_steps != config.learning_starts:
         notes.append(f"SB3 acts at random for its first learning_starts ({config.learning_starts}) steps; "
                      f"paddle_ddpg for random_steps ({config.random_steps})")
+    if config.tanh_penalty:
+        notes.append(f"paddle_ddpg's actor loss adds the tanh penalty ({config.tanh_penalty}); SB3's has none")
     if config.epsilon_min < 1:
         notes.append("paddle_ddpg decays its exploration noise (epsilon); SB3's stays constant")
     return kwargs, notes

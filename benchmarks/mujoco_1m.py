@@ -75,21 +75,27 @@ def train(env: str, seeds: list[int], root: Path) -> int:
     return 0
 
 
-def runs_of(root: Path) -> dict[str, list[dict[str, Any]]]:
-    """Every finished run under `root`, by environment: its curve, max and final returns, wall time and speed."""
+def runs_of(root: Path) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]]]:
+    """Every finished run under `root`, by environment: its curve, max and final returns, wall time and speed;
+    and where each unfinished run stands."""
     found: dict[str, list[dict[str, Any]]] = {}
+    unfinished: list[dict[str, Any]] = []
     for checkpoint in sorted((root / "model").glob(f"*_s*/{CHECKPOINT_NAME}")):
         saved = load_checkpoint(checkpoint)
         config, evals = saved["config"], saved["evals"]
         if not finished(saved):
             print(f"{checkpoint.parent.name}: unfinished ({saved['steps']} steps), left out", flush=True)
+            unfinished.append({"env": config["env"], "seed": config["seed"], "steps": saved["steps"],
+                               "max_so_far": max((e["mean"] for e in evals), default=None),
+                               "last_evals": [e["mean"] for e in evals[-3:]]})
             continue
         found.setdefault(config["env"], []).append({
             "seed": config["seed"], "steps": [e["steps"] for e in evals], "means": [e["mean"] for e in evals],
             "max": max(e["mean"] for e in evals), "final": evals[-1]["mean"],
             "wall_seconds": round(saved["wall_seconds"], 1), "eval_seconds": round(saved["eval_seconds"], 1),
-            "steps_per_second": round(saved["steps"] / (saved["wall_seconds"] - saved["eval_seconds"]), 1)})
-    return found
+            "steps_per_second": round(saved["steps"] / (saved["wall_seconds"] - saved["eval_seconds"]), 1),
+            "config": {k: v for k, v in config.items() if k not in ("logdir", "model_dir", "run_name")}})
+    return found, unfinished
 
 
 def spread(values: list[float], digits: int = 1) -> str:
@@ -122,8 +128,8 @@ def plot(env: str, runs: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def report(root: Path, out: Path) -> int:
-    found = runs_of(root)
+def report(root: Path, out: Path, name: str) -> int:
+    found, unfinished = runs_of(root)
     if not found:
         print(f"no finished runs under {root / 'model'}", file=sys.stderr)
         return 1
@@ -131,16 +137,18 @@ def report(root: Path, out: Path) -> int:
     rows = [("| env | seeds | max average return | final return | TD3 paper | CleanRL TD3 | zoo TD3 | paper's DDPG | "
              "wall per run | steps/s (training) |"), "|---|---|---|---|---|---|---|---|---|---|"]
     for env, runs in found.items():
-        plot(env, runs, out / f"mujoco_1m_{env}.png")
+        plot(env, runs, out / f"{name}_{env}.png")
         published = PUBLISHED.get(env, {})
         rows.append(f"| {env} | {', '.join(str(r['seed']) for r in runs)} | {spread([r['max'] for r in runs])} | "
                     f"{spread([r['final'] for r in runs])} | " + " | ".join(
                         published.get(k, "-") for k in ("TD3 paper", "CleanRL TD3", "zoo TD3", "paper's DDPG")) +
                     f" | {np.mean([r['wall_seconds'] for r in runs]) / 60:.0f} min | "
                     f"{np.mean([r['steps_per_second'] for r in runs]):.0f} |")
-    (out / "mujoco_1m.md").write_text("\n".join(rows) + "\n")
-    (out / "mujoco_1m.json").write_text(json.dumps({
-        "runs": found, "published": PUBLISHED, "version": __version__,
+    rows += [""] * bool(unfinished) + [f"- unfinished: {u['env']} seed {u['seed']} at {u['steps']:,} steps, max so "
+                                       f"far {u['max_so_far']:.1f}" for u in unfinished]
+    (out / f"{name}.md").write_text("\n".join(rows) + "\n")
+    (out / f"{name}.json").write_text(json.dumps({
+        "runs": found, "unfinished": unfinished, "published": PUBLISHED, "report_version": __version__,
         "machine": platform.processor() or platform.machine(), "protocol": "max and final of the noise-free "
         "evaluations (10 episodes every 5,000 steps); mean +- sample std over seeds"}, indent=1) + "\n")
     print("\n".join(rows))
@@ -157,10 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     written = commands.add_parser("report", help="the table and plots of the finished runs")
     written.add_argument("--out-dir", type=Path, default=RESULTS)
+    written.add_argument("--name", default="mujoco_1m", help="the files' name: NAME.md, NAME.json, NAME_<env>.png")
     args = parser.parse_args(argv)
     if args.command == "train":
         return train(args.env, args.seeds, args.dir)
-    return report(args.dir, args.out_dir)
+    return report(args.dir, args.out_dir, args.name)
 
 
 if __name__ == "__main__":
