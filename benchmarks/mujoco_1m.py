@@ -3,8 +3,9 @@
 `train ENV` trains the seeds of one preset one after another, each an ordinary `paddle_ddpg.train` run with one
 thread, evaluated on 10 noise-free episodes every 5,000 steps (the paper's protocol, the preset's setting). Run it
 again after an interruption and each seed goes on from its last checkpoint; a finished seed is skipped. Two
-`train` commands side by side (one per environment) fill a 2-core machine. `report` reads every run's checkpoint
-and writes results/mujoco_1m.{json,md} and one curve plot per environment.
+`train` commands side by side (one per environment, or one per seed: `--seeds 0`, `--seeds 1`) fill a 2-core
+machine. `report` reads every run's checkpoint and writes results/mujoco_1m.{json,md} (`--name`) and one curve plot
+per environment, listing the runs not finished yet.
 
     python benchmarks/mujoco_1m.py train HalfCheetah-v5 --seeds 0 1 2 &
     python benchmarks/mujoco_1m.py train Hopper-v5 --seeds 0 1 2
@@ -116,8 +117,10 @@ def plot(env: str, runs: list[dict[str, Any]], path: Path) -> None:
         ax.plot(r["steps"], r["means"], color="tab:blue", alpha=0.25, linewidth=0.8)
     ax.plot(steps, mean, color="tab:blue", label=f"paddle_ddpg TD3 (mean of {len(runs)} seeds)")
     ax.fill_between(steps, mean - std, mean + std, color="tab:blue", alpha=0.2)
-    paper = float(PUBLISHED[env]["TD3 paper"].split()[0])
-    ax.axhline(paper, color="tab:gray", linestyle="--", linewidth=1, label=f"TD3 paper, max over the run ({paper:.0f})")
+    if env in PUBLISHED:
+        paper = float(PUBLISHED[env]["TD3 paper"].split()[0])
+        ax.axhline(paper, color="tab:gray", linestyle="--", linewidth=1,
+                   label=f"TD3 paper, max over the run ({paper:.0f})")
     ax.set(xlabel="env steps", ylabel="noise-free evaluation return (10 episodes)",
            title=f"{env}, TD3 preset, {runs[0]['steps'][-1]:,} steps\nthin: single seeds; band: mean +- one standard "
                  "deviation over seeds")
