@@ -7,6 +7,7 @@ import json
 import statistics
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,9 +33,16 @@ def _train(root: Path, seed: int, episodes: int) -> None:
                        "--model-dir", str(root / "model"), "--logdir", str(root / "logs")]) == 0
 
 
-def test_report_takes_max_and_final_over_finished_seeds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    for seed, episodes in ((0, 10), (1, 10), (2, 1)):
+def test_report_takes_max_and_final_over_finished_seeds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for seed, episodes in ((0, 10), (1, 10), (2, 1), (3, 1)):
         _train(tmp_path, seed, episodes)
+    load = mujoco_1m.load_checkpoint
+
+    def stopped_early(path: Path) -> dict[str, Any]:  # seed 3 as if stopped with Ctrl-C before an evaluation
+        saved = load(path)
+        return {**saved, "evals": []} if path.parent.name.endswith("_s3") else saved
+
+    monkeypatch.setattr(mujoco_1m, "load_checkpoint", stopped_early)
     assert mujoco_1m.report(tmp_path, tmp_path / "out", "x") == 0
 
     record = json.loads((tmp_path / "out" / "x.json").read_text())
@@ -42,7 +50,7 @@ def test_report_takes_max_and_final_over_finished_seeds(tmp_path: Path, capsys: 
     assert [r["seed"] for r in runs] == [0, 1] and all(r["steps"] == [200, 400] for r in runs)
     maxima, finals = [max(r["means"]) for r in runs], [r["means"][-1] for r in runs]
     assert [r["max"] for r in runs] == maxima and [r["final"] for r in runs] == finals
-    assert [(u["seed"], u["steps"]) for u in record["unfinished"]] == [(2, 200)]
+    assert [(u["seed"], u["steps"]) for u in record["unfinished"]] == [(2, 200), (3, 200)]
 
     table = (tmp_path / "out" / "x.md").read_text()
     row = next(line for line in table.splitlines() if line.startswith("| Pendulum-v1 "))
@@ -50,5 +58,6 @@ def test_report_takes_max_and_final_over_finished_seeds(tmp_path: Path, capsys: 
     assert cells[1] == "0, 1"
     assert cells[2] == f"{statistics.mean(maxima):.1f} +- {statistics.stdev(maxima):.1f}"  # the sample std
     assert cells[3] == f"{statistics.mean(finals):.1f} +- {statistics.stdev(finals):.1f}"
-    assert "unfinished: Pendulum-v1 seed 2 at 200 steps" in table
+    assert "unfinished: Pendulum-v1 seed 2 at 200 steps, max so far" in table
+    assert "unfinished: Pendulum-v1 seed 3 at 200 steps, not evaluated yet" in table
     assert (tmp_path / "out" / "x_Pendulum-v1.png").stat().st_size > 0
