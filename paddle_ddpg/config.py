@@ -46,7 +46,8 @@ class Config:
     actor_hidden: tuple[int, ...] = _help((256, 128), "hidden layer sizes of the actor")
     critic_hidden: tuple[int, ...] = _help((256, 128), "hidden layer sizes of the critic")
     critic_action_layer: int = _help(1, "the critic layer whose input the action joins: 1 after the first hidden "
-                                        "layer (the tutorial, the DDPG paper), 0 beside the state (the TD3 paper, SB3)")
+                                        "layer (the tutorial, the DDPG paper), 0 beside the state (the TD3 paper, SB3; "
+                                        "on Hopper-v5, 1 left some seeds' actors at the action bound)")
     # algorithm
     algo: str = _help("ddpg", "ddpg, or td3: twin critics, target policy smoothing and delayed actor updates")
     policy_delay: int = _help(0, "critic updates per actor and target update; 0: the algorithm's own, 1 for ddpg "
