@@ -147,10 +147,11 @@ def report(root: Path, out: Path, name: str) -> int:
                         published.get(k, "-") for k in ("TD3 paper", "CleanRL TD3", "zoo TD3", "paper's DDPG")) +
                     f" | {np.mean([r['wall_seconds'] for r in runs]) / 60:.0f} min | "
                     f"{np.mean([r['steps_per_second'] for r in runs]):.0f} |")
-    rows += [""] * bool(unfinished) + [
-        f"- unfinished: {u['env']} seed {u['seed']} at {u['steps']:,} steps, " + (
-            "not evaluated yet" if u["max_so_far"] is None else f"max so far {u['max_so_far']:.1f}")
-        for u in unfinished]
+    if unfinished:
+        rows.append("")
+    for u in unfinished:
+        stands = "not evaluated yet" if u["max_so_far"] is None else f"max so far {u['max_so_far']:.1f}"
+        rows.append(f"- unfinished: {u['env']} seed {u['seed']} at {u['steps']:,} steps, {stands}")
     (out / f"{name}.md").write_text("\n".join(rows) + "\n")
     (out / f"{name}.json").write_text(json.dumps({
         "runs": found, "unfinished": unfinished, "published": PUBLISHED, "report_version": __version__,
