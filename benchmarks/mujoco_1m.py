@@ -9,6 +9,7 @@ per environment, listing the runs not finished yet.
 
     python benchmarks/mujoco_1m.py train HalfCheetah-v5 --seeds 0 1 2 &
     python benchmarks/mujoco_1m.py train Hopper-v5 --seeds 0 1 2
+    python benchmarks/mujoco_1m.py train Walker2d-v5
     python benchmarks/mujoco_1m.py report
 """
 
