@@ -15,7 +15,7 @@ _HOMES = {
     "Policy": "policy", "load_policy": "policy",
 }
 __all__ = sorted(_HOMES)
-__version__ = "0.4.1"
+__version__ = "0.4.2"
 
 
 def __getattr__(name: str) -> Any:
