@@ -141,6 +141,16 @@ def test_precedence_preset_then_file_then_flags(tmp_path: Path) -> None:
     assert config.lr_critic != Config().lr_critic  # ... and not the tutorial's
 
 
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_each_preset_is_valid_and_names_a_registered_env(name: str) -> None:
+    """A preset's env id is gymnasium's (a typo would surface only when a user picks it) and its values validate."""
+    import gymnasium
+
+    preset = PRESETS[name]
+    preset.validate()
+    assert gymnasium.spec(preset.env).id == preset.env
+
+
 def test_run_config_json_reads_back_unchanged(tmp_path: Path) -> None:
     """`--config model/<run>/config.json` repeats a run: to_dict() written as JSON resolves to the same Config."""
     original = Config(**{k: v for k, (_, v) in NON_DEFAULTS.items()})
