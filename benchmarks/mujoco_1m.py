@@ -116,7 +116,8 @@ def plot(env: str, runs: list[dict[str, Any]], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for r in runs:
         ax.plot(r["steps"], r["means"], color="tab:blue", alpha=0.25, linewidth=0.8)
-    ax.plot(steps, mean, color="tab:blue", label=f"paddle_ddpg TD3 (mean of {len(runs)} seeds)")
+    label = f"paddle_ddpg TD3 (mean of {len(runs)} seeds)" if len(runs) > 1 else "paddle_ddpg TD3 (one seed)"
+    ax.plot(steps, mean, color="tab:blue", label=label)
     ax.fill_between(steps, mean - std, mean + std, color="tab:blue", alpha=0.2)
     if env in PUBLISHED:
         paper = float(PUBLISHED[env]["TD3 paper"].split()[0])
