@@ -183,8 +183,8 @@ PRESETS: dict[str, Config] = {
        for env, steps, warm_up, extra in (
            ("InvertedPendulum-v5", 50_000, 1000, {}),
            ("HalfCheetah-v5", 10**6, 10_000, dict(eval_interval=0, eval_step_interval=5000)),
-           *((env, 10**6, 1000, dict(eval_interval=0, eval_step_interval=5000, critic_action_layer=0))
-             for env in ("Hopper-v5", "Walker2d-v5")))},
+           ("Hopper-v5", 10**6, 1000, dict(eval_interval=0, eval_step_interval=5000, critic_action_layer=0)),
+           ("Walker2d-v5", 10**6, 1000, dict(eval_interval=0, eval_step_interval=5000, critic_action_layer=0)))},
 }
 
 

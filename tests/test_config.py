@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import gymnasium
 import pytest
 import yaml
 from conftest import error_lines
@@ -144,8 +145,6 @@ def test_precedence_preset_then_file_then_flags(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_each_preset_is_valid_and_names_a_registered_env(name: str) -> None:
     """A preset's env id is gymnasium's (a typo would surface only when a user picks it) and its values validate."""
-    import gymnasium
-
     preset = PRESETS[name]
     preset.validate()
     assert gymnasium.spec(preset.env).id == preset.env
